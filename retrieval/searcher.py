@@ -1,0 +1,113 @@
+"""Hybrid search: dense (quantized, rescored) plus BM25, fused, over committed chunks only.
+
+Example:
+    >>> searcher = HybridSearcher(get_settings())
+    >>> hits = searcher.run("How many days of parental leave do I get?", top_k=5)
+    >>> hits[0].payload["file_name"], hits[0].location()
+    ('parental_leave_policy.md', '')
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from erag.schema import Hit
+from erag.settings import SearchMode, Settings
+from index import float8
+from index.filters import Filter, Match
+from index.store import DenseQuery, HybridQuery, SparseQuery, Store, open_store
+from ingest.embedder import Embedder
+from ingest.sparse_encoder import SparseEncoder
+
+MAX_QUERY_CHARS = 2000
+RETRIEVERS = ("hybrid", "dense", "bm25")
+
+
+class QueryError(ValueError):
+    """The query cannot be searched; the message is meant for the person who typed it."""
+
+
+def reciprocal_rank_fusion(rankings: list[list[Hit]], k: int) -> list[Hit]:
+    """RRF over ranked lists. The engine fuses in every other mode; this runs only for binary_f8,
+    whose rescored dense list exists only in this process. Hand-written because ranx's `fuse`
+    compiles with numba on first use (seconds), which an interactive query cannot afford."""
+    fused: dict[str, Hit] = {}
+    for ranking in rankings:
+        for rank, hit in enumerate(ranking):
+            entry = fused.setdefault(hit.id, replace(hit, score=0.0, scores={}))
+            entry.scores.update(hit.scores)
+            entry.score += 1.0 / (k + rank + 1)
+    return sorted(fused.values(), key=lambda h: h.score, reverse=True)
+
+
+class HybridSearcher:
+    """Search the index with one query: `run(query, top_k, filters)` returns ranked hits."""
+
+    def __init__(self, settings: Settings, store: Store | None = None, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder or Embedder.from_settings(settings)
+        self.store = store or open_store(settings)
+        self.sparse = SparseEncoder(settings.bm25_k1, settings.bm25_b, settings.bm25_avg_len)
+
+    def run(
+        self,
+        query: str,
+        top_k: int | None = None,
+        filters: Filter | None = None,
+        mode: SearchMode | None = None,
+        retriever: str = "hybrid",
+    ) -> list[Hit]:
+        text = " ".join((query or "").split())
+        if not text:
+            raise QueryError("the query is empty: type a question or some keywords")
+        if retriever not in RETRIEVERS:
+            raise QueryError(f"unknown retriever '{retriever}' (choose from {', '.join(RETRIEVERS)})")
+        # The embedder reads at most a few hundred tokens; a pasted page adds only noise to BM25 too.
+        text = text[:MAX_QUERY_CHARS]
+        s = self.settings
+        top_k = top_k or s.top_k
+        mode = mode or s.search_mode
+        visible = Filter(must=[Match("committed", 1)]) & filters
+
+        dense = sparse = None
+        if retriever in ("hybrid", "dense"):
+            vector = self.embedder.run([text])[0]
+            dense = DenseQuery(vector, limit=max(s.dense_candidates, top_k), mode=mode, oversampling=s.oversampling)
+        if retriever in ("hybrid", "bm25"):
+            indices, values = self.sparse.query(text)
+            sparse = SparseQuery(indices, values, limit=max(s.sparse_candidates, top_k))
+            if not indices and dense is None:
+                return []  # only stopwords or symbols: nothing for BM25 to match
+
+        if dense is not None and mode == "binary_f8":
+            return self._f8_search(dense, sparse, visible, top_k)
+        request = HybridQuery(dense=dense, sparse=sparse, limit=top_k, filter=visible, fusion=s.fusion, rrf_k=s.rrf_k)
+        hits = self.store.query(request)
+        label = "fused" if dense is not None and sparse is not None and sparse.indices else retriever
+        for hit in hits:
+            hit.scores[label] = hit.score
+        return hits
+
+    def _f8_search(self, dense: DenseQuery, sparse: SparseQuery | None, flt: Filter, top_k: int) -> list[Hit]:
+        """Binary first pass with oversampling, rescored against the float8 copies, then fused with BM25."""
+        wide = replace(dense, limit=int(dense.limit * dense.oversampling), mode="binary")
+        candidates = self.store.query(HybridQuery(dense=wide, limit=wide.limit, filter=flt, with_f8=True))
+        if candidates:
+            matrix = float8.decode_many([h.payload.pop("f8") for h in candidates])
+            scores = matrix @ (dense.vector / (np.linalg.norm(dense.vector) + 1e-12))
+            for hit, score in zip(candidates, scores, strict=True):
+                hit.score = float(score)
+                hit.scores["dense"] = hit.score
+            candidates.sort(key=lambda h: h.score, reverse=True)
+        dense_hits = candidates[: dense.limit]
+        if sparse is None or not sparse.indices:
+            return dense_hits[:top_k]
+        bm25_hits = self.store.query(HybridQuery(sparse=sparse, limit=sparse.limit, filter=flt))
+        for hit in bm25_hits:
+            hit.scores["bm25"] = hit.score
+        fused = reciprocal_rank_fusion([dense_hits, bm25_hits], self.settings.rrf_k)[:top_k]
+        for hit in fused:
+            hit.scores["fused"] = hit.score
+        return fused
