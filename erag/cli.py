@@ -25,7 +25,7 @@ def _fail(message: str) -> None:
 
 def _parse_filters(items: list[str]):
     from index.filters import Filter, Match
-    from index.spec import INDEXED_FIELDS
+    from index.spec import INTEGER_FIELDS
 
     must = []
     for item in items:
@@ -33,10 +33,8 @@ def _parse_filters(items: list[str]):
         key = key.strip()
         if not sep or not key or not value.strip():
             _fail(f"filter '{item}' is not FIELD=VALUE (e.g. --filter department=HR)")
-        if key not in INDEXED_FIELDS:
-            _fail(f"unknown filter field '{key}' (known: {', '.join(sorted(INDEXED_FIELDS))})")
         values: list = [v.strip() for v in value.split(",") if v.strip()]
-        if key in ("page", "chunk_index", "years"):
+        if key in INTEGER_FIELDS:
             if not all(v.lstrip("-").isdigit() for v in values):
                 _fail(f"filter '{key}' takes whole numbers, got '{value}'")
             values = [int(v) for v in values]
@@ -86,35 +84,48 @@ def search(
     query: Annotated[str, typer.Argument(help="The question or keywords.")],
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=100)] = 5,
     filters: Annotated[list[str] | None, typer.Option("--filter", "-f", help="FIELD=VALUE[,VALUE]")] = None,
+    groups: Annotated[str | None, typer.Option(help="Search as a user of these comma-separated groups.")] = None,
     mode: Annotated[str | None, typer.Option(help="float32 | binary | binary_rescore | binary_f8")] = None,
     retriever: Annotated[str, typer.Option(help="hybrid | dense | bm25")] = "hybrid",
+    rerank: Annotated[bool | None, typer.Option("--rerank/--no-rerank", help="Default: on when ERAG_RERANKER is set.")]
+    = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False,
 ) -> None:
-    """Search the index and print the best chunks with source, position and score."""
+    """Search the index and print the best chunks with source, position, scores and matched entities."""
     from index.store import StoreError
-    from retrieval.searcher import HybridSearcher, QueryError
+    from retrieval.pipeline import Retriever
+    from retrieval.searcher import QueryError
 
     if mode and mode not in ("float32", "binary", "binary_rescore", "binary_f8"):
         _fail(f"unknown mode '{mode}' (float32, binary, binary_rescore, binary_f8)")
     flt = _parse_filters(filters or [])
+    group_list = [g.strip() for g in groups.split(",") if g.strip()] if groups is not None else None
     try:
-        searcher = HybridSearcher(get_settings())
-        hits = searcher.run(query, top_k=top_k, filters=flt, mode=mode, retriever=retriever)  # type: ignore[arg-type]
-        searcher.store.close()
+        pipeline = Retriever(get_settings())
+        try:
+            result = pipeline.run(query, top_k=top_k, groups=group_list, filters=flt, mode=mode,  # type: ignore[arg-type]
+                                  retriever=retriever, rerank=rerank)
+        finally:
+            pipeline.close()
     except (QueryError, StoreError) as exc:
         _fail(str(exc))
+    hits = result.hits
     if as_json:
-        typer.echo(json.dumps([{"id": h.id, "score": h.score, "scores": h.scores, **h.payload} for h in hits],
-                              default=str, indent=2))
+        rows = [{"id": h.id, "score": h.score, "scores": h.scores, "matched": h.matched, **h.payload} for h in hits]
+        typer.echo(json.dumps(rows, default=str, indent=2))
         return
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    if result.filters:
+        typer.echo("filters: " + ", ".join(result.filters))
     if not hits:
         typer.echo("no results")
     for rank, hit in enumerate(hits, start=1):
         p = hit.payload
         where = hit.location()
-        scores = "  ".join(f"{k} {v:.4f}" for k, v in hit.scores.items())
         typer.secho(f"[{rank}] {p.get('file_name') or p.get('doc_id')}" + (f" ({where})" if where else ""), bold=True)
-        typer.echo(f"    {scores}")
+        scores = "  ".join(f"{k} {v:.4f}" for k, v in hit.scores.items())
+        typer.echo(f"    {scores}" + (f"  matched: {', '.join(hit.matched)}" if hit.matched else ""))
         snippet = " ".join(hit.text.split())
         typer.echo(f"    {snippet[:300]}{'...' if len(snippet) > 300 else ''}")
 

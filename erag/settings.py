@@ -73,8 +73,20 @@ class Settings(BaseSettings):
     dense_candidates: int = Field(50, ge=1)
     sparse_candidates: int = Field(50, ge=1)
     top_k: int = Field(5, ge=1)
+    query_filters: Literal["auto", "boost", "off"] = Field(
+        "auto",
+        description="What entities and field values found in a query do: auto = restrict to them when enough "
+        "candidates remain (else boost), boost = only boost, off = ignore.",
+    )
+    min_filtered_candidates: int = Field(3, ge=1, description="Fewer matches than this turn a filter into a boost.")
+    boost_weight: float = Field(
+        0.005, ge=0, description="Added to the fused score per matched query entity (RRF scores are ~1/(k+rank))."
+    )
+    reranker: str | None = Field(None, description="CrossEncoder name or path; empty = no reranking.")
+    rerank_top_n: int = Field(30, ge=1)
+    rerank_batch_size: int = Field(16, ge=1)
 
-    @field_validator("qdrant_url")
+    @field_validator("qdrant_url", "reranker")
     @classmethod
     def _blank_url_is_embedded(cls, value: str | None) -> str | None:
         return value or None

@@ -94,6 +94,9 @@ class HybridSearcher:
         """Binary first pass with oversampling, rescored against the float8 copies, then fused with BM25."""
         wide = replace(dense, limit=int(dense.limit * dense.oversampling), mode="binary")
         candidates = self.store.query(HybridQuery(dense=wide, limit=wide.limit, filter=flt, with_f8=True))
+        if any("f8" not in h.payload for h in candidates):
+            raise QueryError("some chunks have no float8 copy (ingested by an older version): re-ingest them, "
+                             "or search with another mode (ERAG_SEARCH_MODE=binary_rescore)")
         if candidates:
             matrix = float8.decode_many([h.payload.pop("f8") for h in candidates])
             scores = matrix @ (dense.vector / (np.linalg.norm(dense.vector) + 1e-12))

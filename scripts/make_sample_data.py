@@ -46,7 +46,7 @@ HR_PARENTAL_PHONE = "+44 113 496 0214"
 # ---------------------------------------------------------------------------
 # name, department, job_title, office, manager, start_date, band, salary_gbp, bonus_pct
 PEOPLE = [
-    ("Margaret Okafor", "Executive", "Chief Executive Officer", "Leeds", "", "2014-03-03", "B6", 210000, 30),
+    ("Margaret Okafor", "Executive Office", "Chief Executive Officer", "Leeds", "", "2014-03-03", "B6", 210000, 30),
     ("Samuel Osei", "Consulting", "Director of Consulting", "Leeds", "Margaret Okafor", "2016-04-18", "B5", 124000, 15),
     ("Tomasz Kowalczyk", "HR", "HR Director", "Leeds", "Margaret Okafor", "2016-09-05", "B5", 108000, 15),
     ("Priya Raman", "Finance", "Chief Financial Officer", "Leeds", "Margaret Okafor", "2017-01-09", "B6", 168000, 25),
@@ -574,7 +574,7 @@ def make_quarterly_report_pdf(path: Path) -> None:
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
     from reportlab.lib.units import cm
-    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+    from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
     ss = getSampleStyleSheet()
     body = ParagraphStyle("Body", parent=ss["BodyText"], fontName="Helvetica", fontSize=10, leading=14,
@@ -676,9 +676,10 @@ def make_quarterly_report_pdf(path: Path) -> None:
         rows.append([s, thousands(REV_Q3_2026[s]), thousands(REV_Q3_2025[s]),
                      signed(REV_Q3_2026[s] - REV_Q3_2025[s]), pct(REV_Q3_2026[s], REV_Q3_2025[s])])
     rows.append(["Total revenue", thousands(rev26), thousands(rev25), signed(rev26 - rev25), pct(rev26, rev25)])
-    story.append(table(rows, [4.6 * cm, 3.1 * cm, 3.1 * cm, 3.1 * cm, 2.6 * cm]))
-    story.append(Paragraph("Table 1: Revenue by segment, Q3 2026 compared with Q3 2025 (GBP thousands).",
-                           caption))
+    story.append(KeepTogether([
+        table(rows, [4.6 * cm, 3.1 * cm, 3.1 * cm, 3.1 * cm, 2.6 * cm]),
+        Paragraph("Table 1: Revenue by segment, Q3 2026 compared with Q3 2025 (GBP thousands).", caption),
+    ]))
 
     story.append(Paragraph("Consulting", h2))
     story.append(Paragraph(
@@ -712,9 +713,11 @@ def make_quarterly_report_pdf(path: Path) -> None:
         rows.append([d, thousands(OPEX_Q3_2026[d]), thousands(OPEX_Q3_2025[d]),
                      pct(OPEX_Q3_2026[d], OPEX_Q3_2025[d]), str(HEADCOUNT_SEP_2026[d])])
     rows.append(["Total operating expenses", thousands(opex26), thousands(opex25), pct(opex26, opex25), str(hc26)])
-    story.append(table(rows, [4.6 * cm, 3.1 * cm, 3.1 * cm, 2.6 * cm, 3.2 * cm]))
-    story.append(Paragraph("Table 2: Operating expenses by department, Q3 2026 compared with Q3 2025 "
-                           "(GBP thousands), and headcount at 30 September 2026.", caption))
+    story.append(KeepTogether([
+        table(rows, [4.6 * cm, 3.1 * cm, 3.1 * cm, 2.6 * cm, 3.2 * cm]),
+        Paragraph("Table 2: Operating expenses by department, Q3 2026 compared with Q3 2025 "
+                  "(GBP thousands), and headcount at 30 September 2026.", caption),
+    ]))
     e, e0 = OPEX_Q3_2026["Engineering"], OPEX_Q3_2025["Engineering"]
     story.append(Paragraph(
         f"The largest increase was in Engineering ({pct(e, e0)}), reflecting the expansion of the data "
@@ -740,9 +743,11 @@ def make_quarterly_report_pdf(path: Path) -> None:
     rows.append(["Total revenue", thousands(rev26), thousands(b_rev_q3), signed(rev26 - b_rev_q3)])
     rows.append(["Total operating expenses", thousands(opex26), thousands(b_opex_q3), signed(opex26 - b_opex_q3)])
     rows.append(["Operating profit", thousands(op26), thousands(b_profit_q3), signed(op26 - b_profit_q3)])
-    story.append(table(rows, [4.9 * cm, 4.1 * cm, 4.1 * cm, 3.6 * cm]))
-    story.append(Paragraph("Table 3: Q3 2026 actual results compared with budget (GBP thousands). For "
-                           "operating expenses a negative variance means spending below budget.", caption))
+    story.append(KeepTogether([
+        table(rows, [4.9 * cm, 4.1 * cm, 4.1 * cm, 3.6 * cm]),
+        Paragraph("Table 3: Q3 2026 actual results compared with budget (GBP thousands). For "
+                  "operating expenses a negative variance means spending below budget.", caption),
+    ]))
     story.append(Paragraph(
         f"Year to date (January to September 2026), revenue was {gbp_m(ytd_rev)} against a budget of "
         f"{gbp_m(ytd_rev_budget)}, operating expenses were {gbp_m(ytd_opex)} against a budget of "
@@ -889,14 +894,20 @@ def make_budget_xlsx(path: Path) -> None:
         ("Average consulting day rate", 1150, "GBP per day", "Before the July 2026 rate review"),
         ("Platform net revenue retention", 1.15, "ratio", "Budget assumption for Helios Lens"),
         ("New Platform customers", 40, "customers per year", "Net additions in 2026"),
-        ("Board approval date", "9 December 2025", "date", "Budget approved by the Board"),
+        ("Subcontractor costs (in Consulting staff costs)", 2900, "GBP thousands",
+         "Freelance consultants on client projects"),
+        ("Board approval date", datetime(2025, 12, 9), "date", "Budget approved by the Board"),
     ]
     for a in assumptions:
         ws3.append(list(a))
     for value_cell, unit_cell in ws3.iter_rows(min_row=2, min_col=2, max_col=3):
         if unit_cell.value.startswith("%"):
             value_cell.number_format = "0.0%"
-    for col, width in zip("ABCD", (34, 16, 20, 36)):
+        elif isinstance(value_cell.value, datetime):
+            value_cell.number_format = "d mmmm yyyy"
+        elif isinstance(value_cell.value, int):
+            value_cell.number_format = "#,##0"
+    for col, width in zip("ABCD", (44, 16, 20, 40)):
         ws3.column_dimensions[col].width = width
     style_header(ws3, 4)
 
@@ -1027,7 +1038,7 @@ Docking stations, monitors, keyboards and headsets can be requested in the same 
 return all equipment to IT on your last working day.</p>
 </section>
 
-<section id="incidents">
+<section id="acceptable-use">
 <h2>4. Acceptable use</h2>
 <p>Company devices and accounts are provided for work. Limited personal use is allowed if it does not
 interfere with your work or break the law. Only software from Software Centre (Windows) or Self Service

@@ -1,0 +1,154 @@
+"""The whole retrieval path used by the CLI, the app, the evaluation and the LangChain adapter.
+
+query understanding -> access and metadata filters -> hybrid search (engine-fused) -> entity boosts
+-> cross-encoder rerank (optional) -> top k.
+
+Example:
+    >>> retriever = Retriever(get_settings())
+    >>> result = retriever.run("parental leave in HR", groups=["all"], top_k=5)
+    >>> [(h.payload["file_name"], h.scores, h.matched) for h in result.hits]
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from erag.models import load_spacy
+from erag.schema import Hit
+from erag.settings import SearchMode, Settings
+from index.filters import Filter, Match
+from index.spec import INDEXED_FIELDS
+from index.store import Store, open_store
+from ingest.embedder import Embedder
+from retrieval.query_analyzer import QueryAnalysis, QueryAnalyzer
+from retrieval.reranker import Reranker
+from retrieval.searcher import HybridSearcher, QueryError
+
+_KNOWN_FIELDS = ("department", "title", "file_name", "people", "orgs", "places", "years")
+_KNOWN_TTL_S = 60.0  # documents come and go while the app runs; refresh the vocabulary now and then
+
+
+@dataclass
+class RetrievalResult:
+    query: str
+    hits: list[Hit]
+    analysis: QueryAnalysis
+    filters: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _payload_matches(payload: dict[str, Any], match: Match) -> bool:
+    value = payload.get(match.key)
+    values = value if isinstance(value, list) else [value]
+    return any(v in match.values for v in values)
+
+
+def validate_filter(flt: Filter | None) -> None:
+    """Refuse filters on fields the index cannot filter by, with the list of those it can."""
+    if flt is None:
+        return
+    for match in flt.must + flt.must_not + flt.should:
+        if match.key not in INDEXED_FIELDS:
+            known = ", ".join(sorted(INDEXED_FIELDS))
+            raise QueryError(f"unknown filter field '{match.key}' (known: {known})")
+
+
+class Retriever:
+    """Answer `run(query, groups, filters)` with ranked, explained hits."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store | None = None,
+        embedder: Embedder | None = None,
+        reranker: Reranker | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store or open_store(settings)
+        self.searcher = HybridSearcher(settings, store=self.store, embedder=embedder)
+        if reranker is None and settings.reranker:
+            reranker = Reranker.from_name(
+                settings.reranker, settings.model_cache, settings.rerank_top_n, settings.rerank_batch_size,
+                settings.torch_threads,
+            )
+        self.reranker = reranker
+        self._analyzer: QueryAnalyzer | None = None
+        self._analyzer_at = 0.0
+
+    @property
+    def analyzer(self) -> QueryAnalyzer:
+        if self._analyzer is None or time.monotonic() - self._analyzer_at > _KNOWN_TTL_S:
+            visible = Filter(must=[Match("committed", 1)])
+            known = {key: set(self.store.facet(key, visible, limit=10_000)) for key in _KNOWN_FIELDS}
+            nlp = load_spacy(self.settings.spacy_model, tuple(self.settings.departments))
+            self._analyzer = QueryAnalyzer(nlp, known)
+            self._analyzer_at = time.monotonic()
+        return self._analyzer
+
+    def run(
+        self,
+        query: str,
+        top_k: int | None = None,
+        groups: list[str] | None = None,
+        filters: Filter | None = None,
+        mode: SearchMode | None = None,
+        retriever: str = "hybrid",
+        rerank: bool | None = None,
+    ) -> RetrievalResult:
+        """Search as a user in `groups` (None: no access restriction, as the local admin CLI)."""
+        s = self.settings
+        top_k = top_k or s.top_k
+        validate_filter(filters)
+        if groups is not None and not groups:
+            raise QueryError("the user belongs to no access group, so no document is visible")
+        text = " ".join((query or "").split())
+        if not text:
+            raise QueryError("the query is empty: type a question or some keywords")
+
+        base = filters or Filter()
+        if groups is not None:
+            base = base & Filter(must=[Match("groups", list(groups))])
+        analysis = self.analyzer.run(text[:2000]) if s.query_filters != "off" else QueryAnalysis(text)
+        result = RetrievalResult(query=text, hits=[], analysis=analysis)
+        boosts = list(analysis.boost)
+        flt = base
+        if analysis.restrict:
+            candidate = base & Filter(must=list(analysis.restrict))
+            enough = self.store.count(candidate & Filter(must=[Match("committed", 1)])) >= s.min_filtered_candidates
+            if s.query_filters == "auto" and enough:
+                flt = candidate
+            else:
+                boosts = list(analysis.restrict) + boosts
+                result.notes.append(
+                    f"{', '.join(analysis.describe()[: len(analysis.restrict)])} used as a boost"
+                    + ("" if enough else f" (fewer than {s.min_filtered_candidates} matching chunks)")
+                )
+        result.filters = [f"{m.key}={'|'.join(map(str, m.values))}" for m in flt.must if m.key != "committed"]
+
+        use_rerank = self.reranker is not None if rerank is None else rerank
+        if use_rerank and self.reranker is None:
+            raise QueryError("reranking was asked for but no reranker is set (ERAG_RERANKER)")
+        depth = max(top_k, self.reranker.top_n if use_rerank and self.reranker else top_k)
+        hits = self.searcher.run(text, top_k=depth, filters=flt if not flt.is_empty() else None,
+                                 mode=mode, retriever=retriever)
+        restricted = [m for m in analysis.restrict if m in flt.must]
+        for hit in hits:
+            hit.matched = [f"{m.key}={v}" for m in restricted for v in m.values if _payload_matches(hit.payload, m)]
+            bonus = 0
+            for m in boosts:
+                if _payload_matches(hit.payload, m):
+                    hit.matched.append(f"{m.key}={'|'.join(str(v) for v in m.values)}")
+                    bonus += 1
+            if bonus:
+                hit.score += s.boost_weight * bonus
+                hit.scores["boost"] = s.boost_weight * bonus
+        hits.sort(key=lambda h: h.score, reverse=True)
+        if use_rerank and self.reranker is not None:
+            hits = self.reranker.run(text, hits)
+        result.hits = hits[:top_k]
+        return result
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,83 @@
+"""Find metadata in a query: departments, document names, people, organisations, places and years.
+
+Example:
+    >>> analyzer = QueryAnalyzer(nlp, known={"department": {"HR", "IT"}, "title": {"Employee Handbook"}})
+    >>> analyzer.run("What does the Employee Handbook say about HR in 2026?").matches
+    [Match(key='department', values=('HR',)), Match(key='title', values=('Employee Handbook',)), ...]
+
+Only values that exist in the index count (a name the index has never seen would filter everything
+away), and matching is case-insensitive on whole words.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from erag.schema import LABEL_FIELDS
+from index.filters import Match
+
+# Fields set by people at ingest time are reliable enough to restrict on; NER output is noisy
+# (a chunk may name a person without being tagged), so entity fields only boost.
+RESTRICTING_FIELDS = ("department", "title", "file_name")
+_YEAR = re.compile(r"\b(19[5-9]\d|20\d\d)\b")
+_MIN_TITLE_CHARS = 6  # short titles ("IT", "FAQ") match too many ordinary words
+
+
+@dataclass
+class QueryAnalysis:
+    text: str
+    restrict: list[Match] = field(default_factory=list)
+    boost: list[Match] = field(default_factory=list)
+
+    @property
+    def matches(self) -> list[Match]:
+        return self.restrict + self.boost
+
+    def describe(self) -> list[str]:
+        return [f"{m.key}={'|'.join(map(str, m.values))}" for m in self.matches]
+
+
+def _contains(text: str, phrase: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(phrase.lower())}(?!\w)", text) is not None
+
+
+class QueryAnalyzer:
+    """Match a query against the field values the index holds."""
+
+    def __init__(self, nlp, known: dict[str, set]) -> None:
+        self.nlp = nlp
+        self.known = {key: {str(v) for v in values if str(v).strip()} for key, values in known.items()}
+        self._lower = {key: {v.lower(): v for v in values} for key, values in self.known.items()}
+
+    def run(self, query: str) -> QueryAnalysis:
+        analysis = QueryAnalysis(text=query)
+        lowered = query.lower()
+        for key in RESTRICTING_FIELDS:
+            hits = [
+                value
+                for low, value in self._lower.get(key, {}).items()
+                if (key == "department" or len(low) >= _MIN_TITLE_CHARS) and _contains(lowered, low)
+            ]
+            if key == "file_name":
+                hits += [
+                    value for low, value in self._lower.get(key, {}).items()
+                    if len(low.rsplit(".", 1)[0]) >= _MIN_TITLE_CHARS
+                    and _contains(lowered, low.rsplit(".", 1)[0].replace("_", " "))
+                ]
+            if hits:
+                analysis.restrict.append(Match(key, sorted(set(hits))))
+        entity_values: dict[str, set[str]] = {}
+        if self.nlp is not None:
+            for ent in self.nlp(query).ents:
+                name = LABEL_FIELDS.get(ent.label_)
+                known = self._lower.get(name or "", {})
+                value = known.get(" ".join(ent.text.split()).lower())
+                if name and name != "departments" and value:
+                    entity_values.setdefault(name, set()).add(value)
+        years = {int(y) for y in _YEAR.findall(query)} & {int(y) for y in self.known.get("years", set())}
+        for name, values in sorted(entity_values.items()):
+            analysis.boost.append(Match(name, sorted(values)))
+        if years:
+            analysis.boost.append(Match("years", sorted(years)))
+        return analysis

@@ -1,0 +1,51 @@
+"""Cross-encoder reranking of the top fused candidates, with its scores kept beside the fused ones.
+
+Example:
+    >>> reranker = Reranker.from_name("all-MiniLM-L6-v2", cache=settings.model_cache, top_n=30)
+    >>> hits = reranker.run("How many days of parental leave?", hits)
+    >>> hits[0].scores
+    {'fused': 0.032, 'rerank': 4.1}
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from erag.models import resolve_model_path
+from erag.schema import Hit
+
+
+class Reranker:
+    """Score (query, chunk) pairs with a sentence-transformers CrossEncoder and reorder by that score."""
+
+    def __init__(self, model, top_n: int = 30, batch_size: int = 16) -> None:
+        if top_n < 1 or batch_size < 1:
+            raise ValueError(f"top_n and batch_size must be >= 1, got {top_n} and {batch_size}")
+        self.model = model
+        self.top_n = top_n
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_name(cls, name: str, cache, top_n: int = 30, batch_size: int = 16, threads: int = 2) -> Reranker:
+        """Load any CrossEncoder-compatible model by name or path (packaged names resolve offline)."""
+        import torch
+        from sentence_transformers import CrossEncoder
+
+        torch.set_num_threads(threads)
+        # num_labels=1: one relevance score per pair, also when the weights carry no classifier head.
+        model = CrossEncoder(resolve_model_path(name, cache), num_labels=1, device="cpu")
+        return cls(model, top_n, batch_size)
+
+    def run(self, query: str, hits: list[Hit]) -> list[Hit]:
+        """The top `top_n` hits reordered by cross-encoder score; the rest follow in their fused order."""
+        head, tail = hits[: self.top_n], hits[self.top_n :]
+        if not head:
+            return hits
+        scores = self.model.predict(
+            [(query, h.text) for h in head], batch_size=self.batch_size, show_progress_bar=False
+        )
+        reranked = []
+        for hit, score in zip(head, scores, strict=True):
+            reranked.append(replace(hit, scores={**hit.scores, "rerank": float(score)}))
+        reranked.sort(key=lambda h: h.scores["rerank"], reverse=True)
+        return reranked + tail

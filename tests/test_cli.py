@@ -1,0 +1,70 @@
+"""The `erag` commands as a user runs them: ingest, stats, search (with filters), delete, and clear errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import FAST_MODEL, REPO
+
+
+@pytest.fixture
+def erag(tmp_path: Path):
+    env = {**os.environ, "ERAG_HOME": str(tmp_path / "home"), "ERAG_EMBEDDER": FAST_MODEL}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "erag.cli", *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=300
+        )
+
+    return run
+
+
+def test_ingest_stats_search_delete(erag, corpus: Path) -> None:
+    done = erag("ingest", str(corpus), "--department", "IT", "--groups", "all,it")
+    assert done.returncode == 0, done.stderr
+    assert "added" in done.stdout and "done: 7 added" in done.stdout
+
+    stats = erag("stats")
+    assert "documents:  7" in stats.stdout and "department: IT 7" in stats.stdout
+
+    found = erag("search", "reset the VPN token", "-k", "2", "--filter", "department=IT")
+    assert found.returncode == 0, found.stderr
+    first = found.stdout.splitlines()[0]
+    assert first.startswith("[1] it.html") and "fused" in found.stdout
+
+    table = erag("search", "Consulting revenue", "-k", "3", "--filter", "doc_type=pdf")
+    assert "report.pdf (p. 1, rows 1-2)" in table.stdout
+
+    assert erag("search", "VPN", "--filter", "department=HR").stdout.strip() == "no results"
+
+    gone = erag("delete", "it.html")
+    assert gone.returncode == 0 and "removed" in gone.stdout
+    assert "it.html" not in erag("search", "reset the VPN token", "-k", "7").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["search", "   "], "the query is empty"),
+        (["search", "leave", "--filter", "colour=blue"], "unknown filter field 'colour'"),
+        (["search", "leave", "--filter", "department"], "is not FIELD=VALUE"),
+        (["search", "leave", "--mode", "int4"], "unknown mode 'int4'"),
+        (["delete", "nothing.pdf"], "no document matches"),
+    ],
+)
+def test_bad_input_gets_a_one_line_error(erag, corpus: Path, args: list[str], message: str) -> None:
+    erag("ingest", str(corpus / "notes.txt"))
+    result = erag(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_search_before_any_ingest_says_what_to_do(erag) -> None:
+    result = erag("search", "anything")
+    assert result.returncode == 2 and "run `erag ingest PATH` first" in result.stderr

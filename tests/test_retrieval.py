@@ -1,0 +1,184 @@
+"""Retrieval on the sample company: filters, access control, query understanding, fusion, rerank, LangChain."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from erag.settings import Settings
+from index import float8
+from index.edge_store import EdgeStore
+from index.filters import Filter, Match
+from index.store import IndexPoint
+from ingest.pipeline import IngestPipeline
+from ingest.sparse_encoder import SparseEncoder
+from retrieval.pipeline import Retriever
+from retrieval.reranker import Reranker
+from retrieval.searcher import HybridSearcher, QueryError
+
+from .conftest import DATA, make_settings
+
+QUESTIONS = [
+    "How many days of parental leave do I get?",
+    "What are the core working hours?",
+    "How do I reset my VPN token?",
+    "What was Q3 2026 revenue for the Consulting segment?",
+    "Who works in the Berlin office?",
+    "What is the salary band and bonus of each employee?",
+    "password policy",
+]
+
+
+@pytest.fixture(scope="module")
+def company(tmp_path_factory) -> Settings:
+    root = tmp_path_factory.mktemp("company")
+    shutil.copytree(DATA, root / "data")
+    settings = make_settings(root / "home")
+    with IngestPipeline(settings, progress=False) as pipeline:
+        report = pipeline.run([root / "data"])
+    assert not report.failed
+    return settings
+
+
+@pytest.fixture
+def retriever(company: Settings):
+    r = Retriever(company)
+    yield r
+    r.close()
+
+
+def test_department_filter_never_returns_another_department(retriever: Retriever) -> None:
+    for question in QUESTIONS:
+        result = retriever.run(question, top_k=20, filters=Filter(must=[Match("department", "HR")]))
+        assert result.hits, question
+        assert {h.payload["department"] for h in result.hits} == {"HR"}, question
+
+
+def test_access_groups_never_leak_even_when_the_query_names_the_document(retriever: Retriever) -> None:
+    for question in ["salaries.csv", "salary_gbp bonus_pct band of every employee", "salaries", *QUESTIONS]:
+        for mode in ("binary_rescore", "binary_f8"):
+            result = retriever.run(question, top_k=50, groups=["all"], mode=mode)
+            assert all("hr" not in h.payload["groups"] for h in result.hits), question
+            assert "salaries.csv" not in {h.payload["file_name"] for h in result.hits}
+    # An HR user does see it.
+    hr = retriever.run("salary band and bonus", top_k=5, groups=["all", "hr"])
+    assert "salaries.csv" in {h.payload["file_name"] for h in hr.hits}
+
+
+def test_document_name_in_the_query_restricts_to_that_document(retriever: Retriever) -> None:
+    result = retriever.run("What does the employee handbook say about holidays?", top_k=5)
+    assert any(f.startswith(("title=", "file_name=")) for f in result.filters), result.filters
+    assert {h.payload["file_name"] for h in result.hits} == {"employee_handbook.docx"}
+    assert all(h.matched for h in result.hits)
+
+
+def test_department_named_in_the_query_restricts_and_explicit_filters_win(retriever: Retriever) -> None:
+    result = retriever.run("IT laptop requests", top_k=10)
+    assert "department=IT" in result.filters
+    assert {h.payload["department"] for h in result.hits} == {"IT"}
+    explicit = retriever.run("IT laptop requests", top_k=10, filters=Filter(must=[Match("department", "Finance")]))
+    assert {h.payload["department"] for h in explicit.hits} <= {"Finance"}
+
+
+def test_too_selective_query_filter_falls_back_to_a_boost(company: Settings) -> None:
+    strict = Retriever(company.model_copy(update={"min_filtered_candidates": 10_000}))
+    try:
+        result = strict.run("IT laptop requests", top_k=30)  # more than the 18 IT chunks
+    finally:
+        strict.close()
+    assert result.notes and "used as a boost" in result.notes[0]
+    departments = {h.payload.get("department") for h in result.hits}
+    assert len(departments) > 1  # not restricted ...
+    assert result.hits[0].payload["department"] == "IT"  # ... but IT chunks are lifted
+    assert any("boost" in h.scores for h in result.hits)
+
+
+def test_bad_queries_get_clear_errors_or_sane_results(retriever: Retriever) -> None:
+    for empty in ["", "   ", "\n\t"]:
+        with pytest.raises(QueryError, match="empty"):
+            retriever.run(empty)
+    with pytest.raises(QueryError, match="unknown filter field 'colour'"):
+        retriever.run("leave", filters=Filter(must=[Match("colour", "blue")]))
+    with pytest.raises(QueryError, match="no access group"):
+        retriever.run("leave", groups=[])
+    long = retriever.run("parental leave " * 700 + "x" * 5000, top_k=3)  # ~15,000 characters
+    assert long.hits[0].payload["file_name"] == "parental_leave_policy.md"
+    spanish = retriever.run("¿Cuántos días de permiso parental tengo?", top_k=3)
+    assert len(spanish.hits) == 3
+    assert retriever.run("the of and", top_k=3, retriever="bm25").hits == []
+
+
+def test_fusion_ranks_a_document_both_retrievers_like_above_single_retriever_hits(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    store = EdgeStore(settings)
+    store.ensure_collection(8, "synthetic")
+    enc = SparseEncoder()
+    query = np.zeros(8, dtype=np.float32)
+    query[0] = 1.0
+
+    def unit(cos: float, axis: int) -> np.ndarray:
+        v = np.zeros(8, dtype=np.float32)
+        v[0], v[axis] = cos, np.sqrt(1 - cos**2)
+        return v
+
+    docs = {
+        "both": (unit(0.95, 1), "quarterly revenue report"),  # 2nd in dense, 2nd in BM25
+        "dense_only": (unit(0.99, 2), "unrelated words entirely"),  # 1st in dense, absent from BM25
+        "bm25_only": (unit(0.05, 3), "quarterly revenue revenue report report"),  # 1st in BM25, last in dense
+    }
+    docs |= {f"filler{i}": (unit(0.9 - 0.05 * i, 4 + i % 4), f"filler text {i}") for i in range(10)}
+    store.upsert([
+        IndexPoint(f"00000000-0000-0000-0000-{i:012d}", vec, *enc.run(text),
+                   {"doc_id": name, "text": text, "committed": 1, "f8": float8.encode(vec)})
+        for i, (name, (vec, text)) in enumerate(docs.items())
+    ])
+
+    class FixedEmbedder:
+        name, dim = "synthetic", 8
+
+        def run(self, texts, show_progress=False):
+            return np.stack([query for _ in texts])
+
+    searcher = HybridSearcher(settings, store=store, embedder=FixedEmbedder())
+    for mode in ("float32", "binary_f8"):
+        hits = searcher.run("quarterly revenue report", top_k=3, mode=mode)
+        order = [h.doc_id for h in hits]
+        assert order[0] == "both", (mode, order)
+        assert set(order[1:]) == {"dense_only", "bm25_only"}, (mode, order)
+    dense = [h.doc_id for h in searcher.run("quarterly revenue report", top_k=2, retriever="dense", mode="float32")]
+    bm25 = [h.doc_id for h in searcher.run("quarterly revenue report", top_k=2, retriever="bm25")]
+    assert dense == ["dense_only", "both"] and bm25 == ["bm25_only", "both"]
+    store.close()
+
+
+def test_reranker_loads_offline_and_reorders_by_its_scores(company: Settings, retriever: Retriever) -> None:
+    # The packaged MiniLM weights with a fresh 1-label head: plumbing and ordering, not quality.
+    reranker = Reranker.from_name("all-MiniLM-L6-v2", company.model_cache, top_n=8, batch_size=4)
+    fused = retriever.run("How do I reset my VPN token?", top_k=12)
+    reranked = reranker.run("How do I reset my VPN token?", fused.hits)
+    head = reranked[:8]
+    scores = [h.scores["rerank"] for h in head]
+    assert scores == sorted(scores, reverse=True)
+    assert all("fused" in h.scores for h in head)  # fused scores kept beside
+    assert {h.id for h in head} == {h.id for h in fused.hits[:8]}
+    assert [h.id for h in reranked[8:]] == [h.id for h in fused.hits[8:]]
+    with_stage = Retriever(company, store=retriever.store, reranker=reranker)
+    result = with_stage.run("How do I reset my VPN token?", top_k=3)
+    assert all("rerank" in h.scores for h in result.hits)
+
+
+def test_langchain_retriever_returns_documents_with_metadata(retriever: Retriever) -> None:
+    from langchain_core.documents import Document
+
+    from retrieval.langchain_retriever import EragRetriever
+
+    lc = EragRetriever(retriever=retriever, top_k=3, groups=["all"])
+    docs = lc.invoke("How do I reset my VPN token?")
+    assert len(docs) == 3 and all(isinstance(d, Document) for d in docs)
+    first = docs[0]
+    assert first.metadata["file_name"] == "it_handbook.html"
+    assert first.metadata["department"] == "IT" and "fused" in first.metadata["scores"]
+    assert "VPN" in first.page_content and "f8" not in first.metadata
