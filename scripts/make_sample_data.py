@@ -597,7 +597,7 @@ def make_quarterly_report_pdf(path: Path) -> None:
     def table(data, col_widths, total_row=True):
         # header cells as Paragraphs so that long column titles wrap instead of overflowing
         header = [Paragraph(h, head_l if i == 0 else head_r) for i, h in enumerate(data[0])]
-        t = Table([header] + data[1:], colWidths=col_widths, repeatRows=1)
+        t = Table([header, *data[1:]], colWidths=col_widths, repeatRows=1)
         style = [
             ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 9),
             ("FONT", (0, 1), (-1, -1), "Helvetica", 9),
@@ -876,7 +876,7 @@ def make_budget_xlsx(path: Path) -> None:
     for row in ws2.iter_rows(min_row=2, min_col=4):
         for cell in row:
             cell.number_format = "#,##0"
-    for col, width in zip("ABCDEFG", (18, 12, 20, 14, 14, 16, 14)):
+    for col, width in zip("ABCDEFG", (18, 12, 20, 14, 14, 16, 14), strict=False):
         ws2.column_dimensions[col].width = width
     style_header(ws2, 7)
 
@@ -907,7 +907,7 @@ def make_budget_xlsx(path: Path) -> None:
             value_cell.number_format = "d mmmm yyyy"
         elif isinstance(value_cell.value, int):
             value_cell.number_format = "#,##0"
-    for col, width in zip("ABCD", (44, 16, 20, 40)):
+    for col, width in zip("ABCD", (44, 16, 20, 40), strict=False):
         ws3.column_dimensions[col].width = width
     style_header(ws3, 4)
 
@@ -1173,12 +1173,12 @@ IT Handbook straight away.
 
 
 # ---------------------------------------------------------------------------
-# data/README.md
+# docs/sample_data.md (kept out of data/ so it is not ingested as a company document)
 # ---------------------------------------------------------------------------
 README_MD = """
 # Sample corpus: Helios Analytics Ltd.
 
-This folder holds a small, entirely **fictional** corpus written for this project (not taken from any
+The `data/` folder holds a small, entirely **fictional** corpus written for this project (not taken from any
 dataset) so that the demo chatbot has realistic documents to answer from. Helios Analytics Ltd. is an
 invented 180-person data-analytics company with headquarters in Leeds and offices in Berlin and Toronto; all
 people, numbers, addresses, phone numbers (drama/555 ranges) and e-mail addresses (`.example` domain) are
@@ -1221,7 +1221,8 @@ def generate() -> None:
     if stale.exists():
         stale.unlink()
 
-    write_text(DATA / "README.md", README_MD)
+    (ROOT / "docs").mkdir(exist_ok=True)
+    write_text(ROOT / "docs" / "sample_data.md", README_MD)
     write_text(DATA / "hr" / "parental_leave_policy.md", PARENTAL_LEAVE_MD)
     make_handbook_docx(DATA / "hr" / "employee_handbook.docx")
     make_people_csvs()
