@@ -30,13 +30,21 @@ class DocumentChunker:
         self.prose = prose
         self.tables = tables
 
+    @property
+    def prose_budget(self) -> int:
+        return max(self.prose.max_tokens - _BREADCRUMB_TOKENS, self.prose.min_tokens + 1)
+
+    def warm(self, documents: list[LoadedDocument]) -> None:
+        """Prepare the semantic breakpoints of many documents in one embedding batch."""
+        blocks = [b for d in documents for b in d.blocks if isinstance(b, TextBlock)]
+        self.prose.warm(blocks, self.prose_budget)
+
     def run(self, document: LoadedDocument) -> list[Chunk]:
         chunks: list[Chunk] = []
         pending: list[TextBlock] = []
 
         def flush_prose() -> None:
-            budget = max(self.prose.max_tokens - _BREADCRUMB_TOKENS, self.prose.min_tokens + 1)
-            for piece in self.prose.run(pending, budget=budget):
+            for piece in self.prose.run(pending, budget=self.prose_budget):
                 crumb = breadcrumb(document.title, piece.headings)
                 text = f"{crumb}\n{piece.body}" if crumb else piece.body
                 chunks.append(Chunk(document.doc_id, len(chunks), text, page=piece.page, headings=piece.headings))

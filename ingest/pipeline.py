@@ -42,6 +42,7 @@ from ingest.table_chunker import TableChunker
 META_FILE = "_meta.json"
 _UPSERT_BATCH = 64
 _FLUSH_CHUNKS = 256  # chunks gathered across files before one embedding pass: big batches embed faster
+_CHUNK_GROUP = 64  # documents whose sentence breakpoints are embedded in one batch
 
 
 @dataclass
@@ -224,22 +225,31 @@ class IngestPipeline:
         """Ingest documents loaded elsewhere (evaluation corpora, connectors), with the same versioning."""
         report = IngestReport()
         pending: list[_Pending] = []
+        group: list[tuple[LoadedDocument, str, str]] = []
+
+        def chunk_group() -> None:
+            started = time.perf_counter()
+            self.chunker.warm([doc for doc, _, _ in group])
+            for doc, version, state in group:
+                status = "updated" if state == "changed" else "added"
+                pending.append(_Pending(doc, version, self.chunker.run(doc), FileResult(doc.doc_id, status)))
+            self.chunker.prose.forget()
+            report.timings["parse"] += time.perf_counter() - started
+            group.clear()
+
         for document in tqdm(documents, desc="ingest", unit="doc", disable=not self.progress, leave=False):
             content = json.dumps([document.title, [getattr(b, "text", "") for b in document.blocks]])
             version = self._version(content.encode(), document.metadata)
-            result = FileResult(document.doc_id, "added")
             state = self._state(document.doc_id, version)
-            if state == "unchanged":
-                report.results.append(FileResult(document.doc_id, "unchanged"))
+            if state in ("unchanged", "repair"):
+                report.results.append(FileResult(document.doc_id, "unchanged" if state == "unchanged" else "repaired"))
                 continue
-            started = time.perf_counter()
-            chunks = self.chunker.run(document)
-            report.timings["parse"] += time.perf_counter() - started
-            if state == "changed":
-                result.status = "updated"
-            pending.append(_Pending(document, version, chunks, result))
+            group.append((document, version, state))
+            if len(group) >= _CHUNK_GROUP:
+                chunk_group()
             if sum(len(p.chunks) for p in pending) >= _FLUSH_CHUNKS:
                 self._write(pending, report, report.results.append)
+        chunk_group()
         self._write(pending, report, report.results.append)
         self._finish(report)
         return report
@@ -304,7 +314,9 @@ class IngestPipeline:
             return FileResult(str(path), "unchanged" if state == "unchanged" else "repaired")
         document = self.loader.run(path, doc_id)
         document.metadata.update(meta)
+        self.chunker.warm([document])
         chunks = self.chunker.run(document)
+        self.chunker.prose.forget()
         report.timings["parse"] += time.perf_counter() - started
         if not chunks:
             raise LoadError("no text to index")

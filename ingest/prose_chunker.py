@@ -39,6 +39,11 @@ class ProsePiece:
     tokens: int = 0
 
 
+def _normalise(text: str) -> str:
+    """Join lines a PDF or a text file wrapped mid-sentence, and collapse runs of spaces."""
+    return _WHITESPACE.sub(" ", _SOFT_BREAK.sub(" ", text)).strip()
+
+
 def _sentence_splitter():
     import spacy
 
@@ -72,6 +77,9 @@ class SemanticChunker:
         self._splitter = RecursiveCharacterTextSplitter.from_huggingface_tokenizer(
             tokenizer, chunk_size=max_tokens, chunk_overlap=0
         )
+        # Sentence vectors by text. Embedding one document's sentences per call leaves the model
+        # mostly idle on overhead; `warm` embeds the sentences of many blocks in one batch first.
+        self._vectors: dict[str, np.ndarray] = {}
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
@@ -84,12 +92,33 @@ class SemanticChunker:
         budget = budget or self.max_tokens
         pieces: list[ProsePiece] = []
         for block in blocks:
-            text = _WHITESPACE.sub(" ", _SOFT_BREAK.sub(" ", block.text)).strip()
+            text = _normalise(block.text)
             if not text:
                 continue
             for body, tokens in self._split_block(text, budget):
                 pieces.append(ProsePiece(body=body, headings=list(block.headings), page=block.page, tokens=tokens))
         return self._merge_small(pieces, budget)
+
+    def warm(self, blocks: Sequence[TextBlock], budget: int | None = None) -> None:
+        """Embed, in one batch, the sentences of every block that `run` will have to split."""
+        if self.embed is None:
+            return
+        budget = budget or self.max_tokens
+        texts = [t for t in (_normalise(b.text) for b in blocks) if t]
+        long_texts = [t for t, n in zip(texts, self.count_tokens(texts), strict=True) if n > budget]
+        missing = list(dict.fromkeys(s for t in long_texts for s in self._sentences(t) if s not in self._vectors))
+        if missing:
+            self._vectors.update(zip(missing, np.asarray(self.embed(missing), dtype=np.float32), strict=True))
+
+    def forget(self) -> None:
+        """Drop cached sentence vectors (call between batches of documents to bound memory)."""
+        self._vectors.clear()
+
+    def _embed_sentences(self, sentences: list[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(s for s in sentences if s not in self._vectors))
+        if missing and self.embed is not None:
+            self._vectors.update(zip(missing, np.asarray(self.embed(missing), dtype=np.float32), strict=True))
+        return np.stack([self._vectors[s] for s in sentences])
 
     def _sentences(self, text: str) -> list[str]:
         sentences = [s.text.strip() for s in self._nlp(text).sents if s.text.strip()]
@@ -105,8 +134,8 @@ class SemanticChunker:
         sentences = self._sentences(text)
         tokens = self.count_tokens(sentences)
         if self.embed is not None and len(sentences) > 2:
-            vectors = np.asarray(self.embed(sentences), dtype=np.float32)
-            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12
+            vectors = self._embed_sentences(sentences)
+            vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12
             distance = 1.0 - np.sum(vectors[:-1] * vectors[1:], axis=1)
         else:
             distance = np.zeros(max(len(sentences) - 1, 0), dtype=np.float32)

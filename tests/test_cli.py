@@ -34,13 +34,14 @@ def test_ingest_stats_search_delete(erag, corpus: Path) -> None:
 
     found = erag("search", "reset the VPN token", "-k", "2", "--filter", "department=IT")
     assert found.returncode == 0, found.stderr
-    first = found.stdout.splitlines()[0]
-    assert first.startswith("[1] it.html") and "fused" in found.stdout
+    lines = found.stdout.splitlines()
+    assert lines[0] == "filters: department=IT"
+    assert lines[1].startswith("[1] it.html") and "fused" in lines[2]
 
     table = erag("search", "Consulting revenue", "-k", "3", "--filter", "doc_type=pdf")
-    assert "report.pdf (p. 1, rows 1-2)" in table.stdout
+    assert "[1] report.pdf (p. 2, rows 1-2)" in table.stdout  # the table follows the page-2 text
 
-    assert erag("search", "VPN", "--filter", "department=HR").stdout.strip() == "no results"
+    assert erag("search", "VPN", "--filter", "department=HR").stdout.splitlines()[-1] == "no results"
 
     gone = erag("delete", "it.html")
     assert gone.returncode == 0 and "removed" in gone.stdout
