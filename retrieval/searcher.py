@@ -38,7 +38,7 @@ def reciprocal_rank_fusion(rankings: list[list[Hit]], k: int) -> list[Hit]:
         for rank, hit in enumerate(ranking):
             entry = fused.setdefault(hit.id, replace(hit, score=0.0, scores={}))
             entry.scores.update(hit.scores)
-            entry.score += 1.0 / (k + rank + 1)
+            entry.score += 1.0 / (k + rank)  # 0-based rank, as Qdrant's own RRF scores it
     return sorted(fused.values(), key=lambda h: h.score, reverse=True)
 
 
