@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     dense_candidates: int = Field(50, ge=1)
     sparse_candidates: int = Field(50, ge=1)
     top_k: int = Field(5, ge=1)
+    exact_below: int = Field(
+        2000, ge=0, description="A filter matching fewer chunks than this searches them exactly (HNSW can miss them)."
+    )
     query_filters: Literal["auto", "boost", "off"] = Field(
         "auto",
         description="What entities and field values found in a query do: auto = restrict to them when enough "

@@ -131,8 +131,10 @@ class Retriever:
         if use_rerank and self.reranker is None:
             raise QueryError("reranking was asked for but no reranker is set (ERAG_RERANKER)")
         depth = max(top_k, self.reranker.top_n if use_rerank and self.reranker else top_k)
+        # A very selective filter leaves HNSW too few reachable neighbours: search those chunks exactly.
+        exact = not flt.is_empty() and self.store.count(flt & Filter(must=[Match("committed", 1)])) < s.exact_below
         hits = self.searcher.run(text, top_k=depth, filters=flt if not flt.is_empty() else None,
-                                 mode=mode, retriever=retriever)
+                                 mode=mode, retriever=retriever, exact=exact)
         restricted = [m for m in analysis.restrict if m in flt.must]
         for hit in hits:
             hit.matched = [f"{m.key}={v}" for m in restricted for v in m.values if _payload_matches(hit.payload, m)]

@@ -58,6 +58,7 @@ class HybridSearcher:
         filters: Filter | None = None,
         mode: SearchMode | None = None,
         retriever: str = "hybrid",
+        exact: bool = False,
     ) -> list[Hit]:
         text = " ".join((query or "").split())
         if not text:
@@ -74,7 +75,9 @@ class HybridSearcher:
         dense = sparse = None
         if retriever in ("hybrid", "dense"):
             vector = self.embedder.run([text])[0]
-            dense = DenseQuery(vector, limit=max(s.dense_candidates, top_k), mode=mode, oversampling=s.oversampling)
+            dense = DenseQuery(
+                vector, limit=max(s.dense_candidates, top_k), mode=mode, oversampling=s.oversampling, exact=exact
+            )
         if retriever in ("hybrid", "bm25"):
             indices, values = self.sparse.query(text)
             sparse = SparseQuery(indices, values, limit=max(s.sparse_candidates, top_k))
