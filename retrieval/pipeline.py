@@ -24,7 +24,7 @@ from index.store import Store, open_store
 from ingest.embedder import Embedder
 from retrieval.query_analyzer import QueryAnalysis, QueryAnalyzer
 from retrieval.reranker import Reranker
-from retrieval.searcher import HybridSearcher, QueryError
+from retrieval.searcher import HybridSearcher, QueryError, clean_query
 
 _KNOWN_FIELDS = ("department", "title", "file_name", "people", "orgs", "places", "years")
 _KNOWN_TTL_S = 60.0  # documents come and go while the app runs; refresh the vocabulary now and then
@@ -103,14 +103,12 @@ class Retriever:
         validate_filter(filters)
         if groups is not None and not groups:
             raise QueryError("the user belongs to no access group, so no document is visible")
-        text = " ".join((query or "").split())
-        if not text:
-            raise QueryError("the query is empty: type a question or some keywords")
+        text = clean_query(query)
 
         base = filters or Filter()
         if groups is not None:
             base = base & Filter(must=[Match("groups", list(groups))])
-        analysis = self.analyzer.run(text[:2000]) if s.query_filters != "off" else QueryAnalysis(text)
+        analysis = self.analyzer.run(text) if s.query_filters != "off" else QueryAnalysis(text)
         result = RetrievalResult(query=text, hits=[], analysis=analysis)
         boosts = list(analysis.boost)
         flt = base

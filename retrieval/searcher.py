@@ -29,6 +29,17 @@ class QueryError(ValueError):
     """The query cannot be searched; the message is meant for the person who typed it."""
 
 
+def clean_query(query: str | None) -> str:
+    """The query with whitespace collapsed and cut to MAX_QUERY_CHARS; refuses an empty one.
+
+    The embedder reads at most a few hundred tokens, and a pasted page adds only noise to BM25.
+    """
+    text = " ".join((query or "").split())
+    if not text:
+        raise QueryError("the query is empty: type a question or some keywords")
+    return text[:MAX_QUERY_CHARS]
+
+
 def reciprocal_rank_fusion(rankings: list[list[Hit]], k: int) -> list[Hit]:
     """RRF over ranked lists. The engine fuses in every other mode; this runs only for binary_f8,
     whose rescored dense list exists only in this process. Hand-written because ranx's `fuse`
@@ -60,13 +71,9 @@ class HybridSearcher:
         retriever: str = "hybrid",
         exact: bool = False,
     ) -> list[Hit]:
-        text = " ".join((query or "").split())
-        if not text:
-            raise QueryError("the query is empty: type a question or some keywords")
+        text = clean_query(query)
         if retriever not in RETRIEVERS:
             raise QueryError(f"unknown retriever '{retriever}' (choose from {', '.join(RETRIEVERS)})")
-        # The embedder reads at most a few hundred tokens; a pasted page adds only noise to BM25 too.
-        text = text[:MAX_QUERY_CHARS]
         s = self.settings
         top_k = top_k or s.top_k
         mode = mode or s.search_mode
