@@ -26,11 +26,17 @@ from retrieval.pipeline import Retriever
 from retrieval.reranker import Reranker
 
 DEPARTMENTS = ["HR", "IT", "Finance", "Legal", "Sales", "Engineering"]
+WORDS_PER_CHUNK = 170  # whole-word tokens: about the 200-token chunks the product writes
 
 
-def synthetic_points(n: int, dim: int, seed: int = 0, batch: int = 2000):
+def word_vocab(tokenizer) -> list[str]:
+    """Whole words of the embedder's own vocabulary, so a synthetic chunk has a realistic token count."""
+    words = [w for w in tokenizer.get_vocab() if w.isalpha() and w.isascii() and len(w) > 3]
+    return sorted(words)[:20000]
+
+
+def synthetic_points(n: int, dim: int, vocab: list[str], seed: int = 0, batch: int = 2000):
     rng = np.random.default_rng(seed)
-    vocab = [f"term{i}" for i in range(20000)]
     weights = 1.0 / np.arange(1, len(vocab) + 1)
     weights /= weights.sum()
     enc = SparseEncoder()
@@ -41,7 +47,7 @@ def synthetic_points(n: int, dim: int, seed: int = 0, batch: int = 2000):
         points = []
         for j in range(size):
             i = start + j
-            text = " ".join(rng.choice(vocab, size=80, p=weights))
+            text = " ".join(rng.choice(vocab, size=WORDS_PER_CHUNK, p=weights))
             payload = {
                 "text": text, "doc_id": f"doc{i // 10}", "chunk_index": i % 10, "committed": 1,
                 "department": DEPARTMENTS[i % len(DEPARTMENTS)], "groups": ["all"] if i % 5 else ["hr"],
@@ -67,7 +73,8 @@ def main() -> None:
         store = EdgeStore(settings)
         store.ensure_collection(embedder.dim, embedder.name)
         started = time.perf_counter()
-        for points in synthetic_points(args.chunks, embedder.dim):
+        vocab = word_vocab(embedder.tokenizer)
+        for points in synthetic_points(args.chunks, embedder.dim, vocab):
             store.upsert(points)
         loaded = time.perf_counter() - started
         started = time.perf_counter()
@@ -75,10 +82,12 @@ def main() -> None:
         print(f"{args.chunks} chunks: upsert {loaded:.0f}s, optimize (HNSW + binary codes) "
               f"{time.perf_counter() - started:.0f}s, disk {store.stats().disk_bytes / 2**20:.0f} MB")
 
-        reranker = Reranker.from_name("all-MiniLM-L6-v2", settings.model_cache, top_n=30)
+        reranker = Reranker.from_name(
+            "all-MiniLM-L6-v2", settings.model_cache, top_n=30, max_tokens=settings.rerank_max_tokens
+        )
         retriever = Retriever(settings, store=store, embedder=embedder, reranker=reranker)
         rng = np.random.default_rng(1)
-        queries = [" ".join(f"term{int(i)}" for i in rng.zipf(1.3, size=6) % 20000) for _ in range(args.queries)]
+        queries = [" ".join(vocab[int(i) % len(vocab)] for i in rng.zipf(1.3, size=8)) for _ in range(args.queries)]
         retriever.run(queries[0], rerank=True)  # warm-up
 
         print(f"\np50/p95 ms over {args.queries} queries, 2 CPU threads")

@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     reranker: str | None = Field(None, description="CrossEncoder name or path; empty = no reranking.")
     rerank_top_n: int = Field(30, ge=1)
     rerank_batch_size: int = Field(16, ge=1)
+    rerank_max_tokens: int = Field(256, ge=32, le=512, description="Query + passage tokens the cross-encoder reads.")
 
     @field_validator("qdrant_url", "reranker")
     @classmethod

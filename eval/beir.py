@@ -3,7 +3,7 @@
 Example:
     >>> ds = BeirDataset(Path("../shared/datasets/smoke/scifact_mini"))
     >>> ds.split, len(ds.queries())
-    ('test', 50)
+    ('train', 50)
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from erag.schema import LoadedDocument, TextBlock
+from erag.schema import LoadedDocument
+from ingest.loaders.beir_corpus import read_corpus
 
 SPLIT_PREFERENCE = ("test", "dev", "train")
 
@@ -37,21 +38,7 @@ class BeirDataset:
         self.name = self.root.name
 
     def documents(self) -> Iterator[LoadedDocument]:
-        with (self.root / "corpus.jsonl").open(encoding="utf-8") as fh:
-            for line in fh:
-                row = json.loads(line)
-                text = (row.get("text") or "").strip()
-                title = (row.get("title") or "").strip()
-                if not text and not title:
-                    continue
-                yield LoadedDocument(
-                    doc_id=str(row["_id"]),
-                    title=title,
-                    blocks=[TextBlock(text=text or title)],
-                    source=f"{self.name}/corpus.jsonl",
-                    doc_type="beir",
-                    metadata={"file_name": str(row["_id"])},
-                )
+        return read_corpus(self.root / "corpus.jsonl")
 
     def qrels(self) -> dict[str, dict[str, int]]:
         judged: dict[str, dict[str, int]] = {}

@@ -59,14 +59,18 @@ class RetrievalEval:
         slug = re.sub(r"[^a-z0-9]+", "-", f"eval-{dataset.name}-{self.settings.embedder}".lower()).strip("-")
         return self.settings.model_copy(update={"collection": slug})
 
-    def run(self, dataset: BeirDataset, retrievers: list[str], modes: list[str] | None = None) -> EvalResult:
-        settings = self.collection_settings(dataset)
+    def run(
+        self, dataset: BeirDataset, retrievers: list[str], modes: list[str] | None = None, own_index: bool = True
+    ) -> EvalResult:
+        """Score each retriever (and dense mode). With `own_index=False` the configured index is searched
+        as it is, e.g. after `erag ingest DATASET_DIR`."""
+        settings = self.collection_settings(dataset) if own_index else self.settings
         embedder = Embedder.from_settings(settings)
         with IngestPipeline(settings, embedder=embedder, progress=True) as pipeline:
-            report = pipeline.ingest_documents(dataset.documents())
-            counts = report.counts()
-            t = report.timings
-            print(f"index {settings.collection}: {counts} (embed {t['embed']:.0f}s)")
+            if own_index:
+                report = pipeline.ingest_documents(dataset.documents())
+                t = report.timings
+                print(f"index {settings.collection}: {report.counts()} (embed {t['embed']:.0f}s)")
             searcher = HybridSearcher(settings, store=pipeline.store, embedder=embedder)
             queries = dataset.queries()
             qrels = Qrels(dataset.qrels())
@@ -104,11 +108,15 @@ def main() -> None:
     parser.add_argument("--split")
     parser.add_argument("--retrievers", default="bm25,dense,hybrid")
     parser.add_argument("--modes", default="", help="comma-separated dense modes, e.g. float32,binary_rescore")
+    parser.add_argument(
+        "--use-index", action="store_true", help="search the configured index (after `erag ingest DATASET`)"
+    )
     args = parser.parse_args()
     result = RetrievalEval(get_settings()).run(
         BeirDataset(args.dataset, args.split),
         args.retrievers.split(","),
         [m for m in args.modes.split(",") if m] or None,
+        own_index=not args.use_index,
     )
     print(f"\n{result.dataset} ({result.split}, {result.queries} queries)\n{result.table()}")
 

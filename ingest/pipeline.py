@@ -35,6 +35,7 @@ from ingest.chunker import DocumentChunker
 from ingest.embedder import Embedder
 from ingest.entities import EntityTagger
 from ingest.loaders import SUPPORTED_SUFFIXES, FileLoader, LoadError
+from ingest.loaders.beir_corpus import is_beir_dataset, read_corpus
 from ingest.prose_chunker import SemanticChunker
 from ingest.sparse_encoder import SparseEncoder
 from ingest.table_chunker import TableChunker
@@ -191,6 +192,14 @@ class IngestPipeline:
             if not root.exists():
                 record(FileResult(str(root), "failed", reason="no such file or folder"))
                 continue
+            if root.is_dir() and is_beir_dataset(root):
+                # An evaluation corpus: its documents are the lines of corpus.jsonl, not the files.
+                beir = self.ingest_documents(read_corpus(root / "corpus.jsonl"))
+                for result in beir.results:
+                    record(result)
+                for stage, seconds in beir.timings.items():
+                    report.timings[stage] += seconds
+                continue
             jobs += [(f, root) for f in iter_files(root)]
 
         bar = tqdm(jobs, desc="ingest", unit="file", disable=not self.progress, leave=False)
@@ -214,7 +223,7 @@ class IngestPipeline:
         self._write(pending, report, record)
         if prune:
             for root in roots:
-                if root.is_dir():
+                if root.is_dir() and not is_beir_dataset(root):
                     for doc_source in self._missing_sources(root):
                         self.delete(doc_source)
                         record(FileResult(doc_source, "removed", reason="file no longer exists"))

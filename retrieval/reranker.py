@@ -26,14 +26,17 @@ class Reranker:
         self.batch_size = batch_size
 
     @classmethod
-    def from_name(cls, name: str, cache, top_n: int = 30, batch_size: int = 16, threads: int = 2) -> Reranker:
+    def from_name(
+        cls, name: str, cache, top_n: int = 30, batch_size: int = 16, threads: int = 2, max_tokens: int = 256
+    ) -> Reranker:
         """Load any CrossEncoder-compatible model by name or path (packaged names resolve offline)."""
         import torch
         from sentence_transformers import CrossEncoder
 
         torch.set_num_threads(threads)
         # num_labels=1: one relevance score per pair, also when the weights carry no classifier head.
-        model = CrossEncoder(resolve_model_path(name, cache), num_labels=1, device="cpu")
+        # max_length bounds the cost: pairs are cut to the chunk size the index was built with, not 512.
+        model = CrossEncoder(resolve_model_path(name, cache), num_labels=1, device="cpu", max_length=max_tokens)
         return cls(model, top_n, batch_size)
 
     def run(self, query: str, hits: list[Hit]) -> list[Hit]:

@@ -201,3 +201,20 @@ def test_empty_query_is_a_clear_error(settings: Settings, corpus: Path) -> None:
     ingest(settings, corpus / "notes.txt")
     with pytest.raises(QueryError, match="empty"):
         search(settings, "   ")
+
+
+def test_a_beir_folder_is_ingested_one_document_per_corpus_line(settings: Settings, tmp_path: Path) -> None:
+    root = tmp_path / "mini_beir"
+    (root / "qrels").mkdir(parents=True)
+    (root / "corpus.jsonl").write_text(
+        '{"_id": "a1", "title": "Aspirin", "text": "Aspirin reduces the risk of heart attack."}\n'
+        '{"_id": "b2", "title": "Vitamin D", "text": "Vitamin D deficiency is common in winter."}\n'
+        '{"_id": "c3", "title": "", "text": ""}\n'
+    )
+    (root / "queries.jsonl").write_text('{"_id": "q1", "text": "aspirin heart"}\n')
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\ta1\t1\n")
+    report = ingest(settings, root)
+    assert report.counts() == {"added": 2}
+    assert set(chunks_by_doc(settings)) == {"a1", "b2"}  # queries and qrels are not documents
+    assert ingest(settings, root).counts() == {"unchanged": 2}
+    assert search(settings, "aspirin heart attack", top_k=1)[0].doc_id == "a1"
