@@ -44,10 +44,11 @@ def synthetic_points(n: int, dim: int, vocab: list[str], seed: int = 0, batch: i
         size = min(batch, n - start)
         vecs = rng.normal(size=(size, dim)).astype(np.float32)
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        words = rng.choice(len(vocab), size=(size, WORDS_PER_CHUNK), p=weights)  # one draw per batch: fast
         points = []
         for j in range(size):
             i = start + j
-            text = " ".join(rng.choice(vocab, size=WORDS_PER_CHUNK, p=weights))
+            text = " ".join(vocab[w] for w in words[j])
             payload = {
                 "text": text, "doc_id": f"doc{i // 10}", "chunk_index": i % 10, "committed": 1,
                 "department": DEPARTMENTS[i % len(DEPARTMENTS)], "groups": ["all"] if i % 5 else ["hr"],
