@@ -240,8 +240,7 @@ class IngestPipeline:
             started = time.perf_counter()
             self.chunker.warm([doc for doc, _, _ in group])
             for doc, version, state in group:
-                status = "updated" if state == "changed" else "added"
-                pending.append(_Pending(doc, version, self.chunker.run(doc), FileResult(doc.doc_id, status)))
+                pending.append(_Pending(doc, version, self.chunker.run(doc), FileResult(doc.doc_id, state)))
             self.chunker.prose.forget()
             report.timings["parse"] += time.perf_counter() - started
             group.clear()
@@ -250,8 +249,8 @@ class IngestPipeline:
             content = json.dumps([document.title, [getattr(b, "text", "") for b in document.blocks]])
             version = self._version(content.encode(), document.metadata)
             state = self._state(document.doc_id, version)
-            if state in ("unchanged", "repair"):
-                report.results.append(FileResult(document.doc_id, "unchanged" if state == "unchanged" else "repaired"))
+            if state in ("unchanged", "repaired"):
+                report.results.append(FileResult(document.doc_id, state))
                 continue
             group.append((document, version, state))
             if len(group) >= _CHUNK_GROUP:
@@ -298,18 +297,19 @@ class IngestPipeline:
         return digest.hexdigest()[:24]
 
     def _state(self, doc_id: str, version: str) -> str:
-        """'new', 'unchanged', 'changed', or 'repair' (the new version is committed; old ones linger)."""
+        """What ingesting this version does, as a FileResult status: 'added', 'unchanged', 'updated', or
+        'repaired' (the version was committed but a killed run left older ones; they are removed here)."""
         versions = self.store.facet("version", doc_filter(doc_id))
         if not versions:
-            return "new"
+            return "added"
         if version in versions:
             committed = self.store.count(doc_filter(doc_id, version=version, committed=1))
             if committed == versions[version]:
                 if len(versions) == 1:
                     return "unchanged"
                 self.store.delete(Filter(must=[Match("doc_id", doc_id)], must_not=[Match("version", version)]))
-                return "repair"
-        return "changed"
+                return "repaired"
+        return "updated"
 
     def _prepare_file(self, path: Path, meta: dict[str, Any], report: IngestReport) -> _Pending | FileResult:
         started = time.perf_counter()
@@ -319,8 +319,8 @@ class IngestPipeline:
         doc_id = str(path.resolve())
         version = self._version(path.read_bytes(), meta)
         state = self._state(doc_id, version)
-        if state in ("unchanged", "repair"):
-            return FileResult(str(path), "unchanged" if state == "unchanged" else "repaired")
+        if state in ("unchanged", "repaired"):
+            return FileResult(str(path), state)
         document = self.loader.run(path, doc_id)
         document.metadata.update(meta)
         self.chunker.warm([document])
@@ -329,8 +329,7 @@ class IngestPipeline:
         report.timings["parse"] += time.perf_counter() - started
         if not chunks:
             raise LoadError("no text to index")
-        status = "updated" if state == "changed" else "added"
-        return _Pending(document, version, chunks, FileResult(str(path), status, len(chunks)))
+        return _Pending(document, version, chunks, FileResult(str(path), state, len(chunks)))
 
     def _write(self, pending: list[_Pending], report: IngestReport, record: Callable[[FileResult], None]) -> None:
         if not pending:

@@ -106,18 +106,20 @@ class SemanticChunker:
         budget = budget or self.max_tokens
         texts = [t for t in (_normalise(b.text) for b in blocks) if t]
         long_texts = [t for t, n in zip(texts, self.count_tokens(texts), strict=True) if n > budget]
-        missing = list(dict.fromkeys(s for t in long_texts for s in self._sentences(t) if s not in self._vectors))
-        if missing:
-            self._vectors.update(zip(missing, np.asarray(self.embed(missing), dtype=np.float32), strict=True))
+        self._cache_vectors([s for t in long_texts for s in self._sentences(t)])
 
     def forget(self) -> None:
         """Drop cached sentence vectors (call between batches of documents to bound memory)."""
         self._vectors.clear()
 
-    def _embed_sentences(self, sentences: list[str]) -> np.ndarray:
+    def _cache_vectors(self, sentences: list[str]) -> None:
+        """Embed, in one call, the sentences not cached yet."""
         missing = list(dict.fromkeys(s for s in sentences if s not in self._vectors))
         if missing and self.embed is not None:
             self._vectors.update(zip(missing, np.asarray(self.embed(missing), dtype=np.float32), strict=True))
+
+    def _embed_sentences(self, sentences: list[str]) -> np.ndarray:
+        self._cache_vectors(sentences)
         return np.stack([self._vectors[s] for s in sentences])
 
     def _sentences(self, text: str) -> list[str]:
