@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     bm25_k1: float = 1.2
     bm25_b: float = 0.75
     bm25_avg_len: float = Field(90.0, gt=0, description="Average chunk length in BM25 tokens.")
+    dense_quantization: Literal["binary", "int8"] = Field(
+        "binary",
+        description="Codes kept in RAM for a new collection: 1-bit (default) or int8 scalar (the evaluation's "
+        "int8 configuration). Search modes act on these codes: `binary` = codes only, `binary_rescore` = rescored.",
+    )
 
     # --- retrieval -----------------------------------------------------------------------
     search_mode: SearchMode = "binary_rescore"

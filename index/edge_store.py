@@ -50,6 +50,13 @@ def _search_params(dense: DenseQuery) -> qe.SearchParams:
     return qe.SearchParams(exact=dense.exact, quantization=quant)
 
 
+def _quantization(kind: str) -> Any:
+    """RAM codes of the dense vectors: 1-bit by default; int8 scalar codes for the evaluation's int8 configuration."""
+    if kind == "int8":
+        return qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99, memory=qe.Memory.Pinned)
+    return qe.BinaryQuantizationConfig(memory=qe.Memory.Pinned)
+
+
 def _payload_selector(request: HybridQuery) -> Any:
     if not request.with_payload:
         return False
@@ -103,6 +110,11 @@ class EdgeStore(Store):
                     f"{embedder} ({dim}-d) cannot search it. Set ERAG_EMBEDDER={meta.get('embedder')}, "
                     "or choose another ERAG_HOME / ERAG_COLLECTION and re-ingest"
                 )
+            if meta.get("quantization", "binary") != self.settings.dense_quantization:
+                raise StoreError(
+                    f"the index at {self.path} keeps {meta.get('quantization', 'binary')} codes, not "
+                    f"{self.settings.dense_quantization}: choose another ERAG_HOME / ERAG_COLLECTION"
+                )
             return
         s = self.settings
         config = qe.EdgeConfig(
@@ -112,7 +124,7 @@ class EdgeStore(Store):
                     distance=qe.Distance.Cosine,
                     # Originals stay on disk and are touched only to rescore; the 1-bit codes live in RAM.
                     memory=qe.Memory.Cold,
-                    quantization_config=qe.BinaryQuantizationConfig(memory=qe.Memory.Pinned),
+                    quantization_config=_quantization(s.dense_quantization),
                 )
             },
             sparse_vectors={spec.SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
@@ -132,7 +144,8 @@ class EdgeStore(Store):
             shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Integer))
         shard.flush()
         # Written last: its presence means the shard is complete and may be loaded.
-        (self.path / _META).write_text(json.dumps({"dim": dim, "embedder": embedder}))
+        meta = {"dim": dim, "embedder": embedder, "quantization": s.dense_quantization}
+        (self.path / _META).write_text(json.dumps(meta))
 
     def upsert(self, points: list[IndexPoint]) -> None:
         if not points:

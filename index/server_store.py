@@ -45,6 +45,15 @@ def _search_params(dense: DenseQuery) -> models.SearchParams:
     return models.SearchParams(exact=dense.exact, quantization=quant)
 
 
+def _quantization(kind: str) -> models.QuantizationConfig:
+    """RAM codes of the dense vectors: 1-bit by default; int8 scalar codes for the evaluation's int8 configuration."""
+    if kind == "int8":
+        return models.ScalarQuantization(
+            scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, quantile=0.99, always_ram=True)
+        )
+    return models.BinaryQuantization(binary=models.BinaryQuantizationConfig(always_ram=True))
+
+
 class ServerStore(Store):
     """qdrant-client over a URL (server or cluster), ':memory:' or a local folder (local mode)."""
 
@@ -85,9 +94,7 @@ class ServerStore(Store):
                     size=dim,
                     distance=models.Distance.COSINE,
                     on_disk=True,
-                    quantization_config=models.BinaryQuantization(
-                        binary=models.BinaryQuantizationConfig(always_ram=True)
-                    ),
+                    quantization_config=_quantization(s.dense_quantization),
                 )
             },
             sparse_vectors_config={spec.SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
