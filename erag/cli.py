@@ -174,5 +174,45 @@ def delete(doc: Annotated[str, typer.Argument(help="Document id, file path or un
     typer.echo(f"removed {removed} chunks of {doc}")
 
 
+@app.command("eval")
+def evaluate(
+    dataset: Annotated[Path, typer.Argument(help="Dataset folder in BEIR layout with corpus.jsonl and qrels/.")],
+    split: Annotated[str | None, typer.Option(help="qrels split (default: test, else dev, else train).")] = None,
+    config: Annotated[list[str] | None, typer.Option(
+        "--config", "-c", help="Configuration, repeatable or comma-separated; 'all' = every one (default: hybrid).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Report folder (default: eval/reports/DATASET-SPLIT).")] = None,
+    answers: Annotated[bool, typer.Option("--answers", help="Also score answers against reference answers.")] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="Evaluate a seeded sample of this many queries.")] = None,
+    answers_limit: Annotated[int, typer.Option(min=1, help="Questions sampled for --answers.")] = 200,
+    cache_dir: Annotated[Path | None, typer.Option(help="Index and embedding cache (default: HOME/eval-cache)")] = None,
+    depth: Annotated[int, typer.Option(min=10, max=200, help="Chunks retrieved per query.")] = 30,
+    seed: Annotated[int, typer.Option(help="Seed of sampling, bootstrap and permutation tests.")] = 13,
+) -> None:
+    """Score retrieval configurations on a dataset and write a report folder (table, JSON, plots)."""
+    from eval.configs import ConfigError, resolve_configs
+    from eval.datasets import DatasetError, EvalDataset
+    from eval.report import answers_table, markdown_table, write_report
+    from eval.run import EvalRun
+    from index.store import StoreError
+
+    settings = get_settings()
+    try:
+        data = EvalDataset(dataset, split, settings.max_file_mb)
+        configs = resolve_configs(config, settings)
+        runner = EvalRun(settings, cache_dir, depth=depth, seed=seed, progress=sys.stderr.isatty())
+        result = runner.run(data, configs, query_limit=limit, answers=answers, answers_limit=answers_limit)
+    except (DatasetError, ConfigError, StoreError) as exc:
+        _fail(str(exc))
+    folder = write_report(result, out or Path("eval/reports") / f"{data.name}-{data.split}")
+    typer.echo(f"\n{result.dataset} ({result.split}, {result.queries} queries, {result.embedder})\n")
+    typer.echo(markdown_table(result))
+    if answers and result.answers is None:
+        typer.echo(f"\nnote: {data.name} has no reference answers (questions.jsonl): answers were not scored")
+    elif result.answers is not None:
+        typer.echo(f"\nanswers ({result.answers.answerer}):\n{answers_table(result)}")
+    typer.echo(f"\nreport: {folder}/report.md, results.json, *.png")
+
+
 if __name__ == "__main__":
     app()
