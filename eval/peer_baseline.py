@@ -85,13 +85,13 @@ class PeerBaseline:
             raise ValueError(f"k must be >= 1, got {k}")
         import torch
         from langchain_classic.retrievers import EnsembleRetriever
-        from langchain_community.retrievers import BM25Retriever
-        from langchain_community.vectorstores import FAISS
         from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-        with warnings.catch_warnings():  # HuggingFaceEmbeddings is deprecated upstream, yet it is what peers run
+        with warnings.catch_warnings():  # langchain-community is being sunset upstream, yet it is what peers run
             warnings.simplefilter("ignore")
             from langchain_community.embeddings import HuggingFaceEmbeddings
+            from langchain_community.retrievers import BM25Retriever
+            from langchain_community.vectorstores import FAISS
 
             torch.set_num_threads(settings.torch_threads)
             live = HuggingFaceEmbeddings(
