@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import spacy.language
     from sentence_transformers import SentenceTransformer
 
+    from erag.onnx_encoder import OnnxSentenceEncoder
+
 # Nothing may be fetched from a hub at run time; set before transformers is imported anywhere.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -127,6 +129,20 @@ def load_sentence_transformer(name: str, cache: Path, threads: int = 2) -> Sente
     torch.set_num_threads(threads)
     path = resolve_model_path(name, cache)
     return SentenceTransformer(path, device="cpu")
+
+
+@lru_cache(maxsize=4)
+def load_int8_encoder(name: str, cache: Path, threads: int = 2) -> OnnxSentenceEncoder:
+    """The int8 ONNX copy of a sentence embedder, built from its packaged weights on first use."""
+    import sys
+
+    from erag.onnx_encoder import OnnxSentenceEncoder
+
+    source = Path(resolve_model_path(name, cache))
+    if not source.is_dir():
+        raise ModelNotAvailable(f"int8 inference needs a local model folder, got '{name}' "
+                                "(ERAG_EMBED_PRECISION=float32 runs any sentence-transformers name)")
+    return OnnxSentenceEncoder.load(source, cache, threads, log=lambda msg: print(msg, file=sys.stderr))
 
 
 @lru_cache(maxsize=2)

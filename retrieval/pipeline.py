@@ -71,7 +71,7 @@ class Retriever:
         if reranker is None and settings.reranker:
             reranker = Reranker.from_name(
                 settings.reranker, settings.model_cache, settings.rerank_top_n, settings.rerank_batch_size,
-                settings.torch_threads, settings.rerank_max_tokens,
+                settings.torch_threads, settings.rerank_max_tokens, settings.rerank_precision,
             )
         self.reranker = reranker
         self._analyzer: QueryAnalyzer | None = None

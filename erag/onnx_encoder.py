@@ -1,0 +1,144 @@
+"""Run an int8 ONNX copy of a sentence-transformers model: the `encode` and `predict` calls the product uses.
+
+Example:
+    >>> encoder = OnnxSentenceEncoder.load(Path(resolve_model_path("all-mpnet-base-v2", cache)), cache)
+    >>> encoder.encode(["How many days of parental leave?"], normalize_embeddings=True).shape
+    (1, 768)
+    >>> scorer = OnnxCrossEncoder.load(Path("models/reranker"), cache, max_length=256)
+    >>> scorer.predict([("vpn token", "To reset your VPN token ...")])
+
+Hand-written rather than sentence-transformers' ONNX backend because that backend needs optimum, which
+pins transformers < 4.58 (see erag/int8_build.py). What it re-implements is small: tokenise, run the
+session on length-sorted batches, pool as the model's `1_Pooling/config.json` says.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from erag.int8_build import Head, build_int8_onnx, verify
+
+
+def _session(folder: Path, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+
+
+class _OnnxModel:
+    """Shared part: the verified int8 copy, its tokenizer and batched, length-sorted inference."""
+
+    head: Head = "encoder"
+
+    def __init__(self, source: Path, folder: Path, threads: int, max_length: int) -> None:
+        from transformers import AutoTokenizer
+
+        manifest = verify(folder)
+        self.source = source
+        self.folder = folder
+        self.input_names: list[str] = manifest["inputs"]
+        self.tokenizer = AutoTokenizer.from_pretrained(source)
+        self.max_seq_length = max_length
+        self.session = _session(folder, threads)
+
+    @classmethod
+    def load(cls, source: Path, cache: Path, threads: int = 2, max_length: int | None = None, log=None):
+        folder = build_int8_onnx(Path(source), cache, cls.head, log=log)
+        return cls(Path(source), folder, threads, max_length or _configured_max_length(Path(source)))
+
+    def _batches(self, encodings: list[list[int]], batch_size: int):
+        """Indices of inputs grouped by length: padding to the longest of similar lengths wastes little."""
+        order = np.argsort([-len(ids) for ids in encodings], kind="stable")
+        for start in range(0, len(order), batch_size):
+            yield order[start : start + batch_size]
+
+    def _run(self, features: dict[str, list[list[int]]], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        width = max(len(features["input_ids"][i]) for i in rows)
+        feed = {}
+        for name in self.input_names:
+            pad = self.tokenizer.pad_token_id if name == "input_ids" else 0
+            batch = np.full((len(rows), width), pad or 0, dtype=np.int64)
+            for r, i in enumerate(rows):
+                ids = features[name][i]
+                batch[r, : len(ids)] = ids
+            feed[name] = batch
+        return self.session.run(None, feed)[0], feed["attention_mask"]
+
+
+class OnnxSentenceEncoder(_OnnxModel):
+    """Sentence embeddings from the int8 copy, pooled like the source model (mean, CLS or max)."""
+
+    head: Head = "encoder"
+
+    def __init__(self, source: Path, folder: Path, threads: int, max_length: int) -> None:
+        super().__init__(source, folder, threads, max_length)
+        pooling = source / "1_Pooling" / "config.json"
+        config = json.loads(pooling.read_text()) if pooling.is_file() else {"pooling_mode_mean_tokens": True}
+        self.pooling = "mean"
+        if config.get("pooling_mode_cls_token"):
+            self.pooling = "cls"
+        elif config.get("pooling_mode_max_tokens"):
+            self.pooling = "max"
+        self.dim = int(json.loads((source / "config.json").read_text())["hidden_size"])
+
+    def get_embedding_dimension(self) -> int:
+        return self.dim
+
+    def encode(
+        self, sentences: Sequence[str], batch_size: int = 32, normalize_embeddings: bool = True, **_ignored
+    ) -> np.ndarray:
+        if not sentences:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        features = self.tokenizer(
+            list(sentences), truncation=True, max_length=self.max_seq_length, padding=False
+        )
+        out = np.zeros((len(sentences), self.dim), dtype=np.float32)
+        for rows in self._batches(features["input_ids"], batch_size):
+            hidden, mask = self._run(features, rows)
+            out[rows] = self._pool(hidden, mask)
+        if normalize_embeddings:
+            out /= np.linalg.norm(out, axis=1, keepdims=True) + 1e-12
+        return out
+
+    def _pool(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        weights = mask[..., None].astype(np.float32)
+        if self.pooling == "max":
+            return np.where(weights > 0, hidden, -1e9).max(axis=1)
+        return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+
+
+class OnnxCrossEncoder(_OnnxModel):
+    """Relevance scores of (query, passage) pairs from the int8 copy of a cross-encoder (sigmoid of the logit,
+    as sentence-transformers' CrossEncoder returns for one-label models)."""
+
+    head: Head = "classifier"
+
+    def predict(self, pairs: Sequence[tuple[str, str]], batch_size: int = 16, **_ignored) -> np.ndarray:
+        if not pairs:
+            return np.zeros(0, dtype=np.float32)
+        queries, passages = [p[0] for p in pairs], [p[1] for p in pairs]
+        features = self.tokenizer(
+            queries, passages, truncation="only_second", max_length=self.max_seq_length, padding=False
+        )
+        logits = np.zeros(len(pairs), dtype=np.float32)
+        for rows in self._batches(features["input_ids"], batch_size):
+            out, _ = self._run(features, rows)
+            logits[rows] = out[:, 0]
+        return 1.0 / (1.0 + np.exp(-logits))
+
+
+def _configured_max_length(source: Path) -> int:
+    config = source / "sentence_bert_config.json"
+    if config.is_file():
+        return int(json.loads(config.read_text()).get("max_seq_length", 256))
+    return 256
