@@ -122,18 +122,30 @@ class ExtractiveAnswerer:
 
 
 class ChatAnswerer:
-    """The chat pipeline (app/chat.py) seen as an Answerer: its non-streaming `answer(...)`."""
+    """The chat pipeline (app/chat.py: `ChatPipeline.answer`, not streamed) as an Answerer, asking as an employee
+    of the `all` group (every evaluation document is in it)."""
 
-    def __init__(self, pipeline: Any, groups: list[str] | None = None) -> None:
+    def __init__(self, pipeline: Any) -> None:
+        from erag.users import User
+
         self.pipeline = pipeline
-        self.groups = groups
-        self.name = f"chat pipeline ({type(pipeline).__name__})"
+        self.user = User(username="eval", name="Evaluation", groups=("all",))
+        mode = "LLM" if getattr(pipeline, "generator", None) is not None else "extractive, no LLM"
+        self.name = f"chat pipeline ({mode})"
 
     def answer(self, question: str, filters: Filter | None = None) -> Answer:
-        reply = self.pipeline.answer(question, groups=self.groups, filters=filters)
-        hits = [getattr(c, "hit", c) for c in (getattr(reply, "citations", None) or getattr(reply, "hits", []))]
-        return Answer(str(getattr(reply, "text", getattr(reply, "answer", ""))), list(hits),
-                      bool(getattr(reply, "abstained", False)))
+        reply = self.pipeline.answer(question, self.user, filters=filters)
+        return Answer(reply.text, list(reply.citations), bool(reply.abstained))
+
+
+class AnswerSetupError(RuntimeError):
+    """The chosen answerer cannot run here; the message says what to use instead."""
+
+
+def chat_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("app.chat") is not None
 
 
 @dataclass

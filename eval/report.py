@@ -164,22 +164,19 @@ def write_plots(result: EvalResult, folder: Path) -> list[Path]:
     title = f"{result.dataset} ({result.split}, {result.queries} queries)"
     paths = []
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    placed: dict[int, int] = {}
+    fig, ax = plt.subplots(figsize=(9.5, 4.5))
+    markers = iter("ov^<>sPXD*hp" * 2)
     for cr in configs:
         if cr.bytes_per_vector is None:
             continue
         x = cr.bytes_per_vector + cr.rescore_bytes_per_vector
         mean = cr.summary["ndcg@10"]["mean"]
         low, high = cr.summary["ndcg@10"]["ci95"]
-        style = "s" if cr.config.is_peer else ("D" if cr.config.retriever == "hybrid" else "o")
         # Hollow markers: part of the bytes (the rescoring copy) is read from disk, only the codes sit in RAM.
         face = "none" if cr.rescore_bytes_per_vector else None
-        line = ax.errorbar(x, mean, yerr=[[mean - low], [high - mean]], fmt=style, capsize=3, mfc=face)
-        if face:
-            line[0].set_markeredgewidth(1.5)
-        nth = placed[x] = placed.get(x, -1) + 1  # several configurations share a size: stack their labels
-        ax.annotate(cr.config.name, (x, mean), textcoords="offset points", xytext=(6, 4 - 11 * nth), fontsize=8)
+        ax.errorbar(x, mean, yerr=[[mean - low], [high - mean]], fmt=next(markers), capsize=2, mfc=face, mew=1.5,
+                    elinewidth=0.8, alpha=0.9, label=f"{cr.config.name} ({x:,} B)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("dense bytes per vector used for scoring (log scale; hollow = codes in RAM + rescoring copy on disk)",
                   fontsize=8)

@@ -23,14 +23,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from tqdm import tqdm
 
 from erag.settings import Settings
-from eval.answer_eval import AnswerEval, AnswerResult, ExtractiveAnswerer
-from eval.configs import CONFIGS, DEFAULT_CONFIG, PEER, EvalConfig
+from eval.answer_eval import (
+    Answerer,
+    AnswerEval,
+    AnswerResult,
+    AnswerSetupError,
+    ChatAnswerer,
+    ExtractiveAnswerer,
+    chat_available,
+)
+from eval.configs import DEFAULT_CONFIG, PEER, EvalConfig
 from eval.datasets import EvalDataset
 from eval.footprint import IndexShape, dense_code_bytes, ram_bytes, rescore_bytes
 from eval.indexes import DatasetIndexes, slug
@@ -39,6 +47,7 @@ from eval.metrics import METRICS, paired_test, per_query, rank_units, summarize
 DEPTH = 30  # chunks retrieved per query; documents are ranked by their best chunk, metrics read the top 10
 WARMUP = 3
 SEED = 13
+AnswererKind = Literal["auto", "chat", "extractive"]
 _VERSIONED = ("qdrant-edge-py", "ranx", "scipy", "sentence-transformers", "torch", "faiss-cpu",
               "langchain-community", "langchain-classic", "rank-bm25")
 
@@ -129,6 +138,7 @@ class EvalRun:
         query_limit: int | None = None,
         answers: bool = False,
         answers_limit: int | None = 200,
+        answerer: AnswererKind = "auto",
     ) -> EvalResult:
         started = time.perf_counter()
         queries = self.sample_queries(dataset, query_limit)
@@ -170,7 +180,7 @@ class EvalRun:
                     result.configs[config.name] = self._run_product(dataset, indexes, config, queries, qrels, bar)
             if answers:
                 assert indexes is not None
-                result.answers = self._run_answers(dataset, indexes, answers_limit)
+                result.answers = self._run_answers(dataset, indexes, answers_limit, answerer)
         finally:
             bar.close()
             if indexes is not None:
@@ -249,11 +259,27 @@ class EvalRun:
             bytes_per_vector=4 * fp.dim, rescore_bytes_per_vector=0, chunks=fp.chunks, ranked=ranked, errors=errors,
         )
 
-    def _run_answers(self, dataset: EvalDataset, indexes: DatasetIndexes, limit: int | None) -> AnswerResult | None:
+    def _run_answers(self, dataset: EvalDataset, indexes: DatasetIndexes, limit: int | None,
+                     kind: AnswererKind) -> AnswerResult | None:
         if not dataset.questions():
             return None
-        retriever, _ = self._retriever(indexes, CONFIGS[DEFAULT_CONFIG])
-        return AnswerEval(dataset, self.seed).run(ExtractiveAnswerer(retriever), limit=limit, progress=self.progress)
+        from retrieval.pipeline import Retriever
+
+        built = indexes.build("binary")
+        # The chat retrieves as the product does by default: the settings' query filters and reranker.
+        retriever = Retriever(built.settings, store=built.store, embedder=indexes.embedder)
+        if kind == "auto":
+            kind = "chat" if chat_available() else "extractive"
+        answerer: Answerer
+        if kind == "chat":
+            if not chat_available():
+                raise AnswerSetupError("the chat pipeline (app/chat.py) is not available: use --answerer extractive")
+            from app.chat import ChatPipeline
+
+            answerer = ChatAnswerer(ChatPipeline(built.settings, retriever=retriever))
+        else:
+            answerer = ExtractiveAnswerer(retriever)
+        return AnswerEval(dataset, self.seed).run(answerer, limit=limit, progress=self.progress)
 
     # --- significance --------------------------------------------------------------------------------
     def _compare(self, result: EvalResult) -> None:

@@ -130,6 +130,9 @@ class EdgeStore(Store):
             sparse_vectors={spec.SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
             hnsw_config=qe.HnswIndexConfig(m=s.hnsw_m, ef_construct=s.hnsw_ef_construct, full_scan_threshold=10000),
             payload_memory=qe.Memory.Cold,
+            # Edge builds int8 codes only for segments it indexes, and the default threshold leaves small
+            # collections and the newest segment unindexed, so they would be searched as float32. Index them all.
+            optimizers=qe.EdgeOptimizersConfig(indexing_threshold=1) if s.dense_quantization == "int8" else None,
         )
         if self.path.exists():
             # No meta file but a folder: a previous create was killed before it finished, and nothing

@@ -63,7 +63,7 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory):
     dataset = EvalDataset(write_tiny_beir(tmp / "tiny"))
     settings = make_settings(tmp / "home")
     result = EvalRun(settings, cache_root=tmp / "cache", warmup=1, progress=False).run(
-        dataset, resolve_configs(CONFIGS, settings), answers=True
+        dataset, resolve_configs(CONFIGS, settings), answers=True, answerer="extractive"
     )
     folder = write_report(result, tmp / "report")
     return tmp, result, folder
@@ -150,3 +150,29 @@ def test_eval_bad_input_gets_a_one_line_error(tmp_path: Path, args: list[str], m
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
     assert done.returncode == 2
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_int8_collection_searches_its_int8_codes(tmp_path: Path) -> None:
+    import uuid
+
+    import numpy as np
+
+    from index.edge_store import EdgeStore
+    from index.store import DenseQuery, HybridQuery, IndexPoint, StoreError
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(300, 64)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    settings = make_settings(tmp_path / "home", dense_quantization="int8")
+    with EdgeStore(settings) as store:
+        store.ensure_collection(64, FAST_MODEL)
+        store.upsert([IndexPoint(str(uuid.UUID(int=i + 1)), v, [1], [1.0], {"i": i}) for i, v in enumerate(vectors)])
+        store.optimize()
+        query = vectors[7] + 0.05 * rng.normal(size=64).astype(np.float32)
+        exact = store.query(HybridQuery(dense=DenseQuery(query, limit=5, mode="float32"), limit=5))
+        codes = store.query(HybridQuery(dense=DenseQuery(query, limit=5, mode="binary"), limit=5))  # codes only
+    assert exact[0].payload["i"] == codes[0].payload["i"] == 7
+    # int8 scores approximate the cosine: close, but not the float32 value (which would mean no codes were used)
+    assert 0 < abs(exact[0].score - codes[0].score) < 0.02
+    with pytest.raises(StoreError, match="keeps int8 codes, not binary"):
+        EdgeStore(make_settings(tmp_path / "home")).ensure_collection(64, FAST_MODEL)
