@@ -27,7 +27,15 @@ from app.feedback import FeedbackRanker, FeedbackStore
 from app.identity import access_groups
 from app.llm import GeneratorBusy, LlamaGenerator, load_generator
 from app.memory import ConversationMemory, QueryRewriter
-from app.prompt import ABSTAIN_TEXT, NO_ANSWER, answer_messages, cited_numbers, is_refusal, strip_invalid_citations
+from app.prompt import (
+    ABSTAIN_TEXT,
+    NO_ANSWER,
+    answer_messages,
+    attribute,
+    cited_numbers,
+    is_refusal,
+    strip_invalid_citations,
+)
 from erag.schema import Hit
 from erag.settings import Settings
 from erag.users import User
@@ -97,6 +105,7 @@ class ChatPipeline:
     ) -> None:
         self.settings = settings
         self.llm_note = ""
+        self._owns_generator = generator is None
         if generator is None and settings.llm_enabled:
             generator, reason = load_generator(settings)
             self.llm_note = reason or ""
@@ -168,6 +177,8 @@ class ChatPipeline:
     def close(self) -> None:
         self.retriever.close()
         self.memory.db.close()
+        if self.generator is not None and self._owns_generator:
+            self.generator.close()
 
     # --- steps -------------------------------------------------------------------------------
     def _run(self, text: str, user: User, groups: list[str] | None, conversation_id: str | None,
@@ -213,6 +224,8 @@ class ChatPipeline:
                 for piece in self._generate(standalone, sources, timings, started, pieces):
                     yield ChatEvent("token", text=piece)
                 raw = "".join(pieces).strip()
+                if not is_refusal(raw, cited_numbers(raw, [src.number for src in sources])):
+                    raw = attribute(raw, sources)
                 cited = cited_numbers(raw, [src.number for src in sources])
                 if is_refusal(raw, cited):
                     answer_text, cited, mode = ABSTAIN_TEXT, [], "abstained"

@@ -7,8 +7,8 @@ Example:
     ExportSummary(queries=1, positives=2, negatives=0, feedback=1)
 
 The export is a BEIR folder: each rated question is a query, the documents cited by an answer rated up
-are relevant (score 1), and those cited by an answer rated down are listed in `qrels/negatives.tsv`
-(score 0, which BEIR readers ignore as relevance but a reranker trainer can use as hard negatives).
+are relevant (score 1), and those cited by an answer rated down are listed in `negatives.tsv` (score 0,
+outside qrels/ so it is not taken for a split; a reranker trainer can use them as hard negatives).
 `feedback.jsonl` keeps every record in full (question, answer, comment, cited chunk ids, user, time).
 """
 
@@ -106,8 +106,9 @@ class FeedbackStore:
         with (out / "corpus.jsonl").open("w", encoding="utf-8") as fh:
             for doc in sorted(corpus.values(), key=lambda d: d["_id"]):
                 fh.write(json.dumps(doc) + "\n")
-        for name, pairs, score in (("test.tsv", positives, 1), ("negatives.tsv", negatives - positives, 0)):
-            with (out / "qrels" / name).open("w", encoding="utf-8", newline="") as fh:
+        for path, pairs, score in ((out / "qrels" / "test.tsv", positives, 1),
+                                   (out / "negatives.tsv", negatives - positives, 0)):
+            with path.open("w", encoding="utf-8", newline="") as fh:
                 writer = csv.writer(fh, delimiter="\t")
                 writer.writerow(["query-id", "corpus-id", "score"])
                 writer.writerows((q, d, score) for q, d in sorted(pairs))

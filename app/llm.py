@@ -156,6 +156,13 @@ class LlamaGenerator:
         return "".join(self.stream(messages, max_tokens=max_tokens, stop=stop)).strip()
 
 
+    def close(self) -> None:
+        with self._lock:
+            close = getattr(self.model, "close", None)
+            if close is not None:
+                close()
+
+
 def load_generator(settings: Settings) -> tuple[LlamaGenerator | None, str | None]:
     """The configured LLM, or None with the one-line reason the chat answers extractively instead."""
     if not settings.llm_enabled:

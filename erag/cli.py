@@ -219,5 +219,101 @@ def evaluate(
     typer.echo(f"\nreport: {folder}/report.md, results.json, *.png")
 
 
+# --- chat ------------------------------------------------------------------------------------
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in plain words.")],
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Answer extractively (best source sentences).")] = False,
+    groups: Annotated[str | None, typer.Option(help="Ask as a user of these comma-separated groups.")] = None,
+    filters: Annotated[list[str] | None, typer.Option("--filter", "-f", help="FIELD=VALUE[,VALUE]")] = None,
+    conversation: Annotated[str | None, typer.Option(help="Continue this conversation (id printed by ask).")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answer, citations and timings as JSON.")] = False,
+) -> None:
+    """Answer a question from the indexed documents with citations (the chat page's pipeline), as the local admin."""
+    from app.chat import ChatInputError, ChatPipeline
+    from app.identity import local_admin
+    from index.store import StoreError
+
+    settings = get_settings()
+    if no_llm:
+        settings = settings.model_copy(update={"llm_enabled": False})
+    flt = _parse_filters(filters or [])
+    user = local_admin([g.strip() for g in groups.split(",") if g.strip()] if groups is not None else None)
+    final = None
+    try:
+        chat = ChatPipeline(settings)
+        try:
+            for event in chat.run(question, user, conversation, flt):
+                if event.type == "rewritten" and event.text != " ".join(question.split()) and not as_json:
+                    typer.secho(f"(searching for: {event.text})", dim=True, err=True)
+                elif event.type == "token" and not as_json:
+                    typer.echo(event.text, nl=False)
+                elif event.type == "answer":
+                    final = event.answer
+        finally:
+            chat.close()
+    except (ChatInputError, StoreError) as exc:
+        _fail(str(exc))
+    assert final is not None
+    if as_json:
+        typer.echo(json.dumps({
+            "answer": final.text, "abstained": final.abstained, "mode": final.mode, "notice": final.notice,
+            "rewritten_query": final.rewritten_query, "conversation_id": final.conversation_id,
+            "citations": [{"number": s.number, "id": s.hit.id, "file_name": s.file_name, "location": s.location}
+                          for s in final.cited_sources()],
+            "timings": final.timings,
+        }, indent=2, default=str))
+        return
+    if final.mode == "abstained":
+        typer.echo(final.text, nl=False)
+    typer.echo("")
+    if final.notice and final.mode != "extractive":
+        typer.secho(f"note: {final.notice}", dim=True)
+    for source in final.cited_sources():
+        typer.secho(source.label(), bold=True)
+        snippet = " ".join((source.excerpt or source.hit.text).split())
+        typer.echo(f"    {snippet[:240]}{'...' if len(snippet) > 240 else ''}")
+    typer.secho(f"conversation: {final.conversation_id} (continue with --conversation)", dim=True, err=True)
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8501,
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "localhost",
+) -> None:
+    """Start the chat page in the browser (Streamlit)."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("app.streamlit_app")
+    if spec is None or spec.origin is None:
+        _fail("the chat page (app/streamlit_app.py) is not installed: run `make install`")
+    args = [sys.executable, "-m", "streamlit", "run", str(spec.origin), "--server.port", str(port),
+            "--server.address", host, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    typer.echo(f"chat page on http://{host}:{port}")
+    os.execv(sys.executable, args)
+
+
+feedback_app = typer.Typer(no_args_is_help=True, help="Ratings given to chat answers.")
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("export")
+def feedback_export(
+    out: Annotated[Path, typer.Argument(help="Folder to write (BEIR layout: queries, corpus, qrels).")],
+) -> None:
+    """Turn thumbs up/down into evaluation data: rated questions, cited documents as positives or negatives."""
+    from app.db import ChatDatabase
+    from app.feedback import FeedbackStore
+
+    try:
+        summary = FeedbackStore(ChatDatabase.from_settings(get_settings())).export(out)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(f"wrote {out}: {summary.feedback} ratings, {summary.queries} queries, "
+               f"{summary.positives} positive and {summary.negatives} negative judgements")
+
+
 if __name__ == "__main__":
     app()

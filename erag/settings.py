@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     llm_enabled: bool = Field(True, description="False: answer extractively (best source sentences), no LLM.")
     llm_context_tokens: int = Field(4096, ge=512)
     llm_threads: int = Field(2, ge=1)
-    llm_max_answer_tokens: int = Field(300, ge=16, description="Bounds every answer's length and time.")
+    llm_max_answer_tokens: int = Field(200, ge=16, description="Bounds every answer's length and time.")
     llm_temperature: float = Field(0.1, ge=0.0, le=2.0)
     llm_seed: int = 7
     llm_busy_timeout_s: float = Field(
