@@ -66,6 +66,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--precisions", default="float32,int8", help="embedder and reranker inference")
+    parser.add_argument("--modes", default="binary_rescore,binary_f8,float32")
+    parser.add_argument("--reranker", default="all-MiniLM-L6-v2", help="CrossEncoder name or path")
+    parser.add_argument("--rerank-tokens", type=int, default=256)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as home:
@@ -83,40 +87,47 @@ def main() -> None:
         print(f"{args.chunks} chunks: upsert {loaded:.0f}s, optimize (HNSW + binary codes) "
               f"{time.perf_counter() - started:.0f}s, disk {store.stats().disk_bytes / 2**20:.0f} MB")
 
-        reranker = Reranker.from_name(
-            "all-MiniLM-L6-v2", settings.model_cache, top_n=30, max_tokens=settings.rerank_max_tokens
-        )
-        retriever = Retriever(settings, store=store, embedder=embedder, reranker=reranker)
         rng = np.random.default_rng(1)
         queries = [" ".join(vocab[int(i) % len(vocab)] for i in rng.zipf(1.3, size=8)) for _ in range(args.queries)]
-        retriever.run(queries[0], rerank=True)  # warm-up
-
-        print(f"\np50/p95 ms over {args.queries} queries, 2 CPU threads")
-        print("| stage | p50 | p95 |\n|---|---|---|")
-        for mode in ("binary_rescore", "binary_f8", "float32"):
-            embed_ms, first_ms, rerank_ms, total_ms, total_rr_ms = [], [], [], [], []
-            for q in queries:
-                t0 = time.perf_counter()
-                vec = embedder.run([q])[0]
-                t1 = time.perf_counter()
-                # The same call the product makes, minus the embedding measured above.
-                retriever.searcher.embedder = _Fixed(vec, embedder)
-                result = retriever.run(q, top_k=30, mode=mode, groups=["all"], rerank=False)
-                t2 = time.perf_counter()
-                reranker.run(q, result.hits)
-                t3 = time.perf_counter()
-                retriever.searcher.embedder = embedder
-                embed_ms.append((t1 - t0) * 1000)
-                first_ms.append((t2 - t1) * 1000)
-                rerank_ms.append((t3 - t2) * 1000)
-                total_ms.append((t2 - t0) * 1000)
-                total_rr_ms.append((t3 - t0) * 1000)
-            print(row("query embedding (mpnet)", embed_ms))
-            print(row(f"first pass: {mode} + BM25, fused, access filter", first_ms))
-            print(row("rerank top 30 (MiniLM cross-encoder)", rerank_ms))
-            print(row(f"total without rerank ({mode})", total_ms))
-            print(row(f"total with rerank ({mode})", total_rr_ms))
+        for precision in args.precisions.split(","):
+            embedder = Embedder.from_settings(settings.model_copy(update={"embed_precision": precision}))
+            reranker = Reranker.from_name(
+                args.reranker, settings.model_cache, top_n=30, max_tokens=args.rerank_tokens, precision=precision
+            )
+            retriever = Retriever(settings, store=store, embedder=embedder, reranker=reranker)
+            retriever.run(queries[0], rerank=True)  # warm-up
+            print(f"\n{precision} inference; p50/p95 ms over {args.queries} queries, 2 CPU threads, "
+                  f"rerank pairs cut to {args.rerank_tokens} tokens")
+            print("| stage | p50 | p95 |\n|---|---|---|")
+            run_queries(retriever, embedder, reranker, queries, args.modes.split(","))
         store.close()
+
+
+def run_queries(retriever: Retriever, embedder: Embedder, reranker: Reranker, queries: list[str],
+                modes: list[str]) -> None:
+    for mode in modes:
+        embed_ms, first_ms, rerank_ms, total_ms, total_rr_ms = [], [], [], [], []
+        for q in queries:
+            t0 = time.perf_counter()
+            vec = embedder.run([q])[0]
+            t1 = time.perf_counter()
+            # The same call the product makes, minus the embedding measured above.
+            retriever.searcher.embedder = _Fixed(vec, embedder)
+            result = retriever.run(q, top_k=30, mode=mode, groups=["all"], rerank=False)
+            t2 = time.perf_counter()
+            reranker.run(q, result.hits)
+            t3 = time.perf_counter()
+            retriever.searcher.embedder = embedder
+            embed_ms.append((t1 - t0) * 1000)
+            first_ms.append((t2 - t1) * 1000)
+            rerank_ms.append((t3 - t2) * 1000)
+            total_ms.append((t2 - t0) * 1000)
+            total_rr_ms.append((t3 - t0) * 1000)
+        print(row("query embedding", embed_ms))
+        print(row(f"first pass: {mode} + BM25, fused, access filter", first_ms))
+        print(row("rerank top 30 (cross-encoder)", rerank_ms))
+        print(row(f"total without rerank ({mode})", total_ms))
+        print(row(f"total with rerank ({mode})", total_rr_ms))
 
 
 class _Fixed:

@@ -17,11 +17,14 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tqdm import tqdm
 
@@ -44,6 +47,11 @@ META_FILE = "_meta.json"
 _UPSERT_BATCH = 64
 _FLUSH_CHUNKS = 256  # chunks gathered across files before one embedding pass: big batches embed faster
 _CHUNK_GROUP = 64  # documents whose sentence breakpoints are embedded in one batch
+_PREFETCH_FILES = 4  # files parsed ahead of the one being embedded
+
+K = TypeVar("K")
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -89,6 +97,33 @@ class _Pending:
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if isinstance(exc, LoadError) else f"{type(exc).__name__}: {text}"
+
+
+def prefetched(items: Iterator[tuple[K, Callable[[], T] | R]], ahead: int) -> Iterator[tuple[K, T | R | Exception]]:
+    """`(key, work)` pairs in order, with each callable `work` already run on a background thread.
+
+    Parsing and chunking (Python, holding the GIL) then overlap with NER and embedding on the calling
+    thread (ONNX Runtime / PyTorch release the GIL), so on two cores neither waits for the other.
+    Non-callable items pass through; a failed work item comes back as its exception.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-parse") as pool:
+        queue: deque[tuple[K, Future | R]] = deque()
+
+        def drain_one() -> tuple[K, T | R | Exception]:
+            key, job = queue.popleft()
+            if not isinstance(job, Future):
+                return key, job
+            try:
+                return key, job.result()
+            except Exception as exc:  # reported per item by the caller
+                return key, exc
+
+        for key, work in items:
+            queue.append((key, pool.submit(work) if callable(work) else work))
+            while sum(isinstance(job, Future) for _, job in queue) > ahead:
+                yield drain_one()
+        while queue:
+            yield drain_one()
 
 
 def iter_files(root: Path) -> Iterator[Path]:
@@ -202,24 +237,30 @@ class IngestPipeline:
                 continue
             jobs += [(f, root) for f in iter_files(root)]
 
-        bar = tqdm(jobs, desc="ingest", unit="file", disable=not self.progress, leave=False)
-        for path, root in bar:
+        def planned() -> Iterator[tuple[Path, Callable[[], _Pending] | FileResult]]:
+            for path, root in jobs:
+                if root.is_dir() and path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                    yield path, FileResult(str(path), "skipped", reason=f"unsupported type '{path.suffix or '(none)'}'")
+                    continue
+                try:
+                    meta = {**folder_metadata(path, root if root.is_dir() else path.parent), **(metadata or {})}
+                    yield path, self._plan_file(path, meta, report)
+                except Exception as exc:  # one bad file never stops the batch
+                    yield path, FileResult(str(path), "failed", reason=_one_line(exc))
+
+        bar = tqdm(total=len(jobs), desc="ingest", unit="file", disable=not self.progress, leave=False)
+        for path, item in prefetched(planned(), _PREFETCH_FILES):
+            bar.update(1)
             bar.set_postfix_str(path.name[-40:])
-            if root.is_dir() and path.suffix.lower() not in SUPPORTED_SUFFIXES:
-                record(FileResult(str(path), "skipped", reason=f"unsupported type '{path.suffix or '(none)'}'"))
-                continue
-            try:
-                meta = {**folder_metadata(path, root if root.is_dir() else path.parent), **(metadata or {})}
-                item = self._prepare_file(path, meta, report)
-            except Exception as exc:  # one bad file never stops the batch
-                record(FileResult(str(path), "failed", reason=_one_line(exc)))
-                continue
+            if isinstance(item, Exception):
+                item = FileResult(str(path), "failed", reason=_one_line(item))
             if isinstance(item, FileResult):
                 record(item)
                 continue
             pending.append(item)
             if sum(len(p.chunks) for p in pending) >= _FLUSH_CHUNKS:
                 self._write(pending, report, record)
+        bar.close()
         self._write(pending, report, record)
         if prune:
             for root in roots:
@@ -234,30 +275,41 @@ class IngestPipeline:
         """Ingest documents loaded elsewhere (evaluation corpora, connectors), with the same versioning."""
         report = IngestReport()
         pending: list[_Pending] = []
-        group: list[tuple[LoadedDocument, str, str]] = []
 
-        def chunk_group() -> None:
+        def chunk_group(group: list[tuple[LoadedDocument, str, str]]) -> list[_Pending]:
             started = time.perf_counter()
             self.chunker.warm([doc for doc, _, _ in group])
-            for doc, version, state in group:
-                pending.append(_Pending(doc, version, self.chunker.run(doc), FileResult(doc.doc_id, state)))
+            chunked = [_Pending(doc, version, self.chunker.run(doc), FileResult(doc.doc_id, state))
+                       for doc, version, state in group]
             self.chunker.prose.forget()
             report.timings["parse"] += time.perf_counter() - started
-            group.clear()
+            return chunked
 
-        for document in tqdm(documents, desc="ingest", unit="doc", disable=not self.progress, leave=False):
-            content = json.dumps([document.title, [getattr(b, "text", "") for b in document.blocks]])
-            version = self._version(content.encode(), document.metadata)
-            state = self._state(document.doc_id, version)
-            if state in ("unchanged", "repaired"):
-                report.results.append(FileResult(document.doc_id, state))
-                continue
-            group.append((document, version, state))
-            if len(group) >= _CHUNK_GROUP:
-                chunk_group()
+        def groups() -> Iterator[tuple[int, Callable[[], list[_Pending]]]]:
+            group: list[tuple[LoadedDocument, str, str]] = []
+            for document in documents:
+                content = json.dumps([document.title, [getattr(b, "text", "") for b in document.blocks]])
+                version = self._version(content.encode(), document.metadata)
+                state = self._state(document.doc_id, version)
+                if state in ("unchanged", "repaired"):
+                    report.results.append(FileResult(document.doc_id, state))
+                    continue
+                group.append((document, version, state))
+                if len(group) >= _CHUNK_GROUP:
+                    yield len(group), partial(chunk_group, group)
+                    group = []
+            if group:
+                yield len(group), partial(chunk_group, group)
+
+        bar = tqdm(desc="ingest", unit="doc", disable=not self.progress, leave=False)
+        for size, chunked in prefetched(groups(), 1):
+            bar.update(size)
+            if isinstance(chunked, Exception):
+                raise chunked
+            pending.extend(chunked)
             if sum(len(p.chunks) for p in pending) >= _FLUSH_CHUNKS:
                 self._write(pending, report, report.results.append)
-        chunk_group()
+        bar.close()
         self._write(pending, report, report.results.append)
         self._finish(report)
         return report
@@ -311,8 +363,14 @@ class IngestPipeline:
                 return "repaired"
         return "updated"
 
-    def _prepare_file(self, path: Path, meta: dict[str, Any], report: IngestReport) -> _Pending | FileResult:
-        started = time.perf_counter()
+    def _plan_file(
+        self, path: Path, meta: dict[str, Any], report: IngestReport
+    ) -> Callable[[], _Pending] | FileResult:
+        """What to do with a file: a result when nothing is to be done, else the parse-and-chunk work.
+
+        The index is only read here, on the calling thread; the returned work touches no index, so it
+        may run on the prefetch thread.
+        """
         size = path.stat().st_size
         if size > self.loader.max_bytes:  # checked before hashing: never read a huge file whole
             self.loader.run(path)  # raises the size error with its message
@@ -321,15 +379,20 @@ class IngestPipeline:
         state = self._state(doc_id, version)
         if state in ("unchanged", "repaired"):
             return FileResult(str(path), state)
-        document = self.loader.run(path, doc_id)
-        document.metadata.update(meta)
-        self.chunker.warm([document])
-        chunks = self.chunker.run(document)
-        self.chunker.prose.forget()
-        report.timings["parse"] += time.perf_counter() - started
-        if not chunks:
-            raise LoadError("no text to index")
-        return _Pending(document, version, chunks, FileResult(str(path), state, len(chunks)))
+
+        def parse() -> _Pending:
+            started = time.perf_counter()
+            document = self.loader.run(path, doc_id)
+            document.metadata.update(meta)
+            self.chunker.warm([document])
+            chunks = self.chunker.run(document)
+            self.chunker.prose.forget()
+            report.timings["parse"] += time.perf_counter() - started
+            if not chunks:
+                raise LoadError("no text to index")
+            return _Pending(document, version, chunks, FileResult(str(path), state, len(chunks)))
+
+        return parse
 
     def _write(self, pending: list[_Pending], report: IngestReport, record: Callable[[FileResult], None]) -> None:
         if not pending:
