@@ -227,7 +227,9 @@ class EvalRun:
         def search(text: str) -> list[str]:
             hits = retriever.run(text, top_k=self.depth, mode=config.mode, retriever=config.retriever,
                                  rerank=config.rerank).hits
-            return [h.doc_id for h in hits]
+            # RRF gives equal scores to many pairs of ranks, and the engine orders such ties arbitrarily (it
+            # differs between processes). Ties broken by point id make every run score the same ranking.
+            return [h.doc_id for h in sorted(hits, key=lambda h: (-h.score, h.id))]
 
         ids, latency, errors = self._timed(queries, search, bar)
         ranked, scores, summary = self._score(dataset, config, ids, qrels)
