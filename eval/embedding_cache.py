@@ -5,11 +5,11 @@ Example:
     >>> vectors = cache.run(["a chunk", "another chunk"])     # embedded once, read from disk afterwards
     >>> IngestPipeline(settings, embedder=cache)               # every collection of the dataset reuses them
 
-Vectors are keyed by the model name and the SHA-256 of the text, in one SQLite file (standard library,
-safe against a killed run: a batch is committed whole or not at all). The model name alone does not
-say how the vectors were computed (a new inference backend keeps the name), so a probe sentence is
-embedded on open and compared with the one stored beside the vectors: when they differ the cache is
-emptied and `reset` says so, so the caller also rebuilds what was indexed with the old vectors.
+Vectors are keyed by the model name and precision and the SHA-256 of the text, in one SQLite file
+(standard library, safe against a killed run: a batch is committed whole or not at all). The name
+does not say everything about how vectors were computed (a new inference backend may keep it), so a
+probe sentence is embedded on open and compared with the one stored beside the vectors: when they
+differ the cache is emptied and `reset` says so, and the caller rebuilds what it indexed with them.
 """
 
 from __future__ import annotations
@@ -25,6 +25,11 @@ import numpy as np
 PROBE = "Evaluation probe: how many days of parental leave do employees receive?"
 _PROBE_MIN_COSINE = 0.9999  # the same backend reproduces its vector to ~1e-7; another one moves it by ~1e-3
 _BATCH = 500  # SQLite binds at most a few thousand parameters per statement
+
+
+def model_key(embedder: Any) -> str:
+    precision = getattr(embedder, "precision", None)
+    return f"{embedder.name}@{precision}" if precision else str(embedder.name)
 
 
 def text_key(text: str) -> str:
@@ -60,27 +65,33 @@ class EmbeddingCache:
         return str(self.embedder.name)
 
     @property
+    def key(self) -> str:
+        """What the vectors are keyed by: the model name, and its precision when the embedder has one
+        (int8 and float32 vectors of one model differ, and either may be wanted again)."""
+        return model_key(self.embedder)
+
+    @property
     def dim(self) -> int:
         return int(self.embedder.dim)
 
     def _check_probe(self) -> bool:
         probe = np.asarray(self.embedder.run([PROBE])[0], dtype=np.float32)
-        row = self.db.execute("SELECT vector FROM probes WHERE model = ?", (self.name,)).fetchone()
+        row = self.db.execute("SELECT vector FROM probes WHERE model = ?", (self.key,)).fetchone()
         stale = False
         if row is not None:
             stored = np.frombuffer(row[0], dtype=np.float32)
             stale = stored.shape != probe.shape or float(stored @ probe) < _PROBE_MIN_COSINE
         with self.db:
             if stale:
-                self.db.execute("DELETE FROM vectors WHERE model = ?", (self.name,))
-            self.db.execute("INSERT OR REPLACE INTO probes VALUES (?, ?)", (self.name, probe.tobytes()))
+                self.db.execute("DELETE FROM vectors WHERE model = ?", (self.key,))
+            self.db.execute("INSERT OR REPLACE INTO probes VALUES (?, ?)", (self.key, probe.tobytes()))
         return stale
 
     def __bool__(self) -> bool:  # callers write `embedder or default`: an empty cache is still an embedder
         return True
 
     def __len__(self) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM vectors WHERE model = ?", (self.name,)).fetchone()[0])
+        return int(self.db.execute("SELECT COUNT(*) FROM vectors WHERE model = ?", (self.key,)).fetchone()[0])
 
     def run(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         if not texts:
@@ -92,7 +103,7 @@ class EmbeddingCache:
             part = unique[start : start + _BATCH]
             marks = ",".join("?" * len(part))
             rows = self.db.execute(
-                f"SELECT key, vector FROM vectors WHERE model = ? AND key IN ({marks})", (self.name, *part)
+                f"SELECT key, vector FROM vectors WHERE model = ? AND key IN ({marks})", (self.key, *part)
             )
             found.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows)
         missing = [k for k in unique if k not in found]
@@ -104,7 +115,7 @@ class EmbeddingCache:
             with self.db:
                 self.db.executemany(
                     "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
-                    [(self.name, k, v.tobytes()) for k, v in zip(missing, vectors, strict=True)],
+                    [(self.key, k, v.tobytes()) for k, v in zip(missing, vectors, strict=True)],
                 )
             found.update(zip(missing, vectors, strict=True))
         self.misses += len(missing)

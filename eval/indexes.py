@@ -5,10 +5,10 @@ Example:
     >>> built = indexes.build("binary")          # ingests once; later runs find every document unchanged
     >>> Retriever(built.settings, store=built.store, embedder=indexes.embedder)
 
-Layout under the cache root: `<dataset>/<embedder>/embeddings.sqlite` (vectors keyed by text hash) and
-`<dataset>/<embedder>/home/index/eval-<dataset>-<codes>` (one Qdrant Edge shard per kind of dense codes:
-`binary` serves every configuration but `dense-int8`, which needs a collection of int8 codes). With
-ERAG_QDRANT_URL set the collections live on that server under the same names.
+Layout under the cache root: `<dataset>/<embedder>-<precision>/embeddings.sqlite` (vectors keyed by
+text hash) and `<dataset>/<embedder>-<precision>/home/index/eval-<dataset>-<codes>` (one Qdrant Edge
+shard per kind of dense codes: `binary` serves every configuration but `dense-int8`, which needs a
+collection of int8 codes). With ERAG_QDRANT_URL set the collections live on that server.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Literal
 
 from erag.settings import Settings
 from eval.datasets import EvalDataset
-from eval.embedding_cache import EmbeddingCache
+from eval.embedding_cache import EmbeddingCache, model_key
 from index.filters import Filter, Match
 from index.store import Store, open_store
 from ingest.pipeline import IngestPipeline
@@ -58,7 +58,7 @@ class DatasetIndexes:
         self.settings = settings
         self.dataset = dataset
         self.embedder = embedder  # queries are embedded live, so latency includes the query embedding
-        self.root = Path(cache_root) / slug(dataset.name) / slug(embedder.name)
+        self.root = Path(cache_root) / slug(dataset.name) / slug(model_key(embedder))
         self.cache = EmbeddingCache(embedder, self.root / "embeddings.sqlite")
         self.progress = progress
         self.built: dict[str, BuiltIndex] = {}
@@ -72,7 +72,7 @@ class DatasetIndexes:
     def settings_for(self, codes: Codes) -> Settings:
         collection = f"eval-{slug(self.dataset.name)}-{codes}"
         if self.settings.qdrant_url:  # one namespace on a server: the embedder must be in the name
-            collection = f"eval-{slug(self.dataset.name)}-{slug(self.embedder.name)}-{codes}"
+            collection = f"eval-{slug(self.dataset.name)}-{slug(model_key(self.embedder))}-{codes}"
         return self.settings.model_copy(
             update={"home": self.root / "home", "collection": collection, "dense_quantization": codes}
         )
