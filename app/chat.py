@@ -123,7 +123,8 @@ class ChatPipeline:
         self.extractive = ExtractiveAnswerer()
         self.feedback = FeedbackStore(memory.db)
         if feedback_ranker is None and settings.chat_feedback_boost > 0:
-            feedback_ranker = FeedbackRanker(self.feedback, self.selector.encode, settings.chat_feedback_boost)
+            feedback_ranker = FeedbackRanker(self.feedback, self.selector.encode, settings.chat_feedback_boost,
+                                             settings.chat_feedback_min_similarity)
         self.feedback_ranker = feedback_ranker
         use_llm_rewrite = generator is not None and settings.chat_rewrite == "auto"
         self.rewriter = QueryRewriter(self._rewrite_with_llm if use_llm_rewrite else None)

@@ -53,7 +53,12 @@ def show_passage(record: dict[str, Any]) -> None:
         columns = table.get("columns") or None
         st.dataframe(pd.DataFrame(table["rows"], columns=columns), hide_index=True, width="stretch")
     else:
-        st.markdown(record.get("text", ""))
+        text = record.get("text", "")
+        first, _, body = text.partition("\n")
+        if body and " > " in first:  # the chunk's breadcrumb line (title > headings) as a heading of its own
+            st.markdown(f"**{first}**")
+            text = body
+        st.markdown(text)
 
 
 def show_sources(records: list[dict[str, Any]], cited: list[int]) -> None:
@@ -106,7 +111,7 @@ def sidebar(chat: ChatPipeline, username: str, user_label: str, facets: dict[str
             st.rerun()
         department = st.selectbox("Department", [ALL, *facets.get("department", [])], key="department")
         document = st.selectbox("Document", [ALL, *facets.get("file_name", [])], key="document")
-        past = chat.memory.conversations(username, limit=10)
+        past = chat.memory.conversations(username, limit=8)
         if past:
             st.subheader("Recent conversations")
             for cid, title in past:

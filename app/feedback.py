@@ -127,7 +127,7 @@ class FeedbackRanker:
     """
 
     def __init__(self, store: FeedbackStore, encode: Callable[[list[str]], np.ndarray], weight: float,
-                 min_similarity: float = 0.8) -> None:
+                 min_similarity: float = 0.6) -> None:
         if weight < 0 or not 0 < min_similarity <= 1:
             raise ValueError(f"need weight >= 0 and 0 < min_similarity <= 1, got {weight} and {min_similarity}")
         self.store = store

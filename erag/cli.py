@@ -290,7 +290,8 @@ def serve(
     if spec is None or spec.origin is None:
         _fail("the chat page (app/streamlit_app.py) is not installed: run `make install`")
     args = [sys.executable, "-m", "streamlit", "run", str(spec.origin), "--server.port", str(port),
-            "--server.address", host, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+            "--server.address", host, "--server.headless", "true", "--browser.gatherUsageStats", "false",
+            "--client.toolbarMode", "viewer"]
     typer.echo(f"chat page on http://{host}:{port}")
     os.execv(sys.executable, args)
 

@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     chat_feedback_boost: float = Field(
         0.0, ge=0.0, description="Score added to chunks rated up for similar past questions (0 = off, see README)."
     )
+    chat_feedback_min_similarity: float = Field(
+        0.6, gt=0.0, le=1.0, description="How close (MiniLM cosine) a past rated question must be to count."
+    )
     demo_user: str = Field("demo", description="Who the chat page acts as until sign-in lands.")
     demo_user_name: str = "Demo Employee"
     demo_groups: list[str] = Field(default_factory=lambda: ["all"])

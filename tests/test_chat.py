@@ -297,3 +297,21 @@ def test_threads_asking_at_once_all_get_answers(chat: ChatPipeline) -> None:
     for t in threads:
         t.join(timeout=120)
     assert len(results) == 3 and all(getattr(r, "citations", None) for r in results), results
+
+
+def test_feedback_lifts_rated_chunks_for_similar_questions_only(chat: ChatPipeline) -> None:
+    from app.feedback import FeedbackRanker
+
+    rated = chat.answer("When is the office Service Desk open?", EMPLOYEE)
+    chat.feedback.record(rated.turn_id, EMPLOYEE.username, 1)
+    lifted = {h.id for h in rated.citations}
+    ranker = FeedbackRanker(chat.feedback, chat.selector.encode, weight=1.0, min_similarity=0.6)
+    similar = chat.retriever.run("What are the opening hours of the Service Desk?", top_k=10, groups=["all"]).hits
+    present = [h for h in similar if h.id in lifted]
+    assert present
+    similar = [h for h in similar if h.id not in lifted][:4] + present  # rated chunks last
+    reranked = ranker.run("What are the opening hours of the Service Desk?", similar)
+    assert {h.id for h in reranked[: len(present)]} == {h.id for h in present}
+    assert all(h.scores["feedback"] > 0 for h in reranked[: len(present)])
+    unrelated = chat.retriever.run("What was Q3 2026 revenue?", top_k=5, groups=["all"]).hits
+    assert [h.id for h in ranker.run("What was Q3 2026 revenue?", unrelated)] == [h.id for h in unrelated]
