@@ -1,8 +1,9 @@
-"""Who is chatting: the one place the app asks for the current user (sign-in replaces `current_user`).
+"""Who is asking: the one place pages ask for the current user, and how a user becomes retrieval's groups.
 
 Example:
-    >>> current_user(get_settings())
-    User(username='demo', name='Demo Employee', groups=('all',), admin=False)
+    >>> current_user(get_settings())           # on a page, after `app.auth.sign_in`
+    User(username='erin', name='Erin Example', groups=('all',), admin=False)
+    >>> access_groups(local_admin())           # the CLI on the local machine: no restriction
 """
 
 from __future__ import annotations
@@ -11,12 +12,18 @@ from erag.settings import Settings
 from erag.users import User
 
 LOCAL_ADMIN = User(username="local-admin", name="Local admin", groups=(), admin=True)
+SESSION_USER = "erag_user"  # where `app.auth.sign_in` keeps the signed-in user in the Streamlit session
 
 
 def current_user(settings: Settings) -> User:
-    """The page's user. Until sign-in lands, a demo employee built from ERAG_DEMO_USER / ERAG_DEMO_GROUPS."""
-    return User.from_entry(settings.demo_user, {"name": settings.demo_user_name, "groups": settings.demo_groups},
-                           settings.default_groups)
+    """The signed-in user of this browser session; a page reached without signing in stops here."""
+    import streamlit as st
+
+    user = st.session_state.get(SESSION_USER)
+    if not isinstance(user, User):
+        st.error("Please sign in first.")
+        st.stop()
+    return user
 
 
 def local_admin(groups: list[str] | None = None) -> User:
@@ -27,7 +34,11 @@ def local_admin(groups: list[str] | None = None) -> User:
 
 
 def access_groups(user: User) -> list[str] | None:
-    """The groups retrieval filters on; None (no restriction) only for an admin with no groups: the local CLI."""
+    """The groups retrieval filters on; None (no restriction) only for an admin with no groups: the local CLI.
+
+    A web user always has groups (the users file gives `all` to anyone without), so even a signed-in
+    administrator searches only the groups they belong to.
+    """
     if user.admin and not user.groups:
         return None
     return list(user.groups)

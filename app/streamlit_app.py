@@ -1,5 +1,5 @@
-"""Entry point of the chat page: `erag serve`, or `streamlit run app/streamlit_app.py`."""
+"""Entry point of the app (sign-in, chat, admin): `erag serve`, or `streamlit run app/streamlit_app.py`."""
 
-from app.chat_page import main
+from app.navigation import main
 
 main()

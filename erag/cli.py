@@ -42,6 +42,23 @@ def _parse_filters(items: list[str]):
     return Filter(must=must) if must else None
 
 
+def _acting_user(as_user: str | None, groups: str | None):
+    """Who a search or question runs as: a user of the users file (`--as`), else the local admin, optionally
+    narrowed to `--groups`."""
+    from app.identity import local_admin
+    from erag.users import UnknownUser, UserDirectory
+
+    if as_user is None:
+        return local_admin([g.strip() for g in groups.split(",") if g.strip()] if groups is not None else None)
+    if groups is not None:
+        _fail("give --as USER or --groups, not both")
+    settings = get_settings()
+    try:
+        return UserDirectory.from_file(settings.users_path, settings.default_groups).get(as_user)
+    except (OSError, UnknownUser, ValueError) as exc:
+        _fail(str(exc))
+
+
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest.")],
@@ -85,6 +102,7 @@ def search(
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=100)] = 5,
     filters: Annotated[list[str] | None, typer.Option("--filter", "-f", help="FIELD=VALUE[,VALUE]")] = None,
     groups: Annotated[str | None, typer.Option(help="Search as a user of these comma-separated groups.")] = None,
+    as_user: Annotated[str | None, typer.Option("--as", help="Search as this user of the users file.")] = None,
     mode: Annotated[str | None, typer.Option(help="float32 | binary | binary_rescore | binary_f8")] = None,
     retriever: Annotated[str, typer.Option(help="hybrid | dense | bm25")] = "hybrid",
     rerank: Annotated[bool | None, typer.Option("--rerank/--no-rerank", help="Default: on when ERAG_RERANKER is set.")]
@@ -99,7 +117,9 @@ def search(
     if mode and mode not in ("float32", "binary", "binary_rescore", "binary_f8"):
         _fail(f"unknown mode '{mode}' (float32, binary, binary_rescore, binary_f8)")
     flt = _parse_filters(filters or [])
-    group_list = [g.strip() for g in groups.split(",") if g.strip()] if groups is not None else None
+    from app.identity import access_groups
+
+    group_list = access_groups(_acting_user(as_user, groups))
     try:
         pipeline = Retriever(get_settings())
         try:
@@ -225,21 +245,22 @@ def ask(
     question: Annotated[str, typer.Argument(help="The question, in plain words.")],
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Answer extractively (best source sentences).")] = False,
     groups: Annotated[str | None, typer.Option(help="Ask as a user of these comma-separated groups.")] = None,
+    as_user: Annotated[str | None, typer.Option("--as", help="Ask as this user of the users file.")] = None,
     filters: Annotated[list[str] | None, typer.Option("--filter", "-f", help="FIELD=VALUE[,VALUE]")] = None,
     conversation: Annotated[str | None, typer.Option(help="Continue this conversation (id printed by ask).")]
     = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer, citations and timings as JSON.")] = False,
 ) -> None:
-    """Answer a question from the indexed documents with citations (the chat page's pipeline), as the local admin."""
+    """Answer a question from the indexed documents with citations (the chat page's pipeline), as the local admin
+    or, with --as, as a user of the users file."""
     from app.chat import ChatInputError, ChatPipeline
-    from app.identity import local_admin
     from index.store import StoreError
 
     settings = get_settings()
     if no_llm:
         settings = settings.model_copy(update={"llm_enabled": False})
     flt = _parse_filters(filters or [])
-    user = local_admin([g.strip() for g in groups.split(",") if g.strip()] if groups is not None else None)
+    user = _acting_user(as_user, groups)
     final = None
     try:
         chat = ChatPipeline(settings)
@@ -294,6 +315,40 @@ def serve(
             "--client.toolbarMode", "viewer"]
     typer.echo(f"chat page on http://{host}:{port}")
     os.execv(sys.executable, args)
+
+
+# --- ingestion workers (jobs/) ---------------------------------------------------------------
+@app.command()
+def worker(
+    parent_pid: Annotated[int | None, typer.Option(help="Stop when this process (the app) exits.")] = None,
+) -> None:
+    """Run ingestion jobs from the queue (files uploaded on the admin page) until stopped with Ctrl-C."""
+    from index.store import StoreError
+    from jobs.queue import QueueError
+    from jobs.worker import serve
+
+    try:
+        serve(get_settings(), parent_pid=parent_pid)
+    except (QueueError, StoreError) as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def jobs(limit: Annotated[int, typer.Option(min=1, max=10_000, help="Latest jobs shown.")] = 30) -> None:
+    """Ingestion jobs, newest first: file, status (queued, parsing, ..., indexed, failed) and the reason."""
+    from app.db import ChatDatabase
+    from jobs.board import JobBoard
+
+    settings = get_settings()
+    board = JobBoard(ChatDatabase.from_settings(settings), settings.job_lease_s, settings.job_max_attempts)
+    rows = board.recent(limit)
+    if not rows:
+        typer.echo("no jobs yet (upload files on the admin page)")
+    for job in rows:
+        detail = job.reason or (f"{job.chunks} chunks, {job.outcome}" if job.status == "indexed" else "")
+        typer.echo(f"{job.id:>6}  {job.status:9}  {job.file_name}" + (f": {detail}" if detail else ""))
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(board.counts().items()))
+    typer.echo(f"total: {counts or 'none'}")
 
 
 feedback_app = typer.Typer(no_args_is_help=True, help="Ratings given to chat answers.")

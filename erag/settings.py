@@ -145,7 +145,39 @@ class Settings(BaseSettings):
     demo_user_name: str = "Demo Employee"
     demo_groups: list[str] = Field(default_factory=lambda: ["all"])
 
-    @field_validator("qdrant_url", "reranker", "chat_db_url")
+    # --- sign-in, uploads and ingestion workers (app/auth.py, app/uploads.py, jobs/) ---------------
+    users_file: Path | None = Field(
+        None, description="Users, groups and roles (streamlit-authenticator YAML); empty = `home`/users.yaml, "
+        "which the app asks the first administrator to create.",
+    )
+    auth_cookie_key: str | None = Field(
+        None, description="Secret that signs the sign-in cookie; empty = the users file's cookie.key, else random "
+        "per process (everyone signs in again after a restart).",
+    )
+    auth_cookie_days: float = Field(7.0, ge=0, description="Days a browser stays signed in (0 = no cookie).")
+    queue_url: str | None = Field(
+        None, description="Job queue: redis://host:6379/0 for workers on several machines; empty = SQLite file "
+        "`home`/queue.db (workers on this machine).",
+    )
+    upload_dir: Path | None = Field(None, description="Where uploaded files are kept; empty = `home`/uploads.")
+    upload_max_files: int = Field(500, ge=1, description="Files accepted in one upload.")
+    upload_max_total_mb: float = Field(2000.0, gt=0, description="Bytes accepted in one upload, all files together.")
+    zip_max_uncompressed_mb: float = Field(
+        200.0, gt=0, description="DOCX/XLSX: largest total unpacked size (decompression bombs are refused)."
+    )
+    zip_max_ratio: float = Field(100.0, gt=1, description="DOCX/XLSX: largest unpacked / packed size ratio.")
+    zip_max_members: int = Field(10_000, ge=1, description="DOCX/XLSX: most files inside one document.")
+    app_workers: int = Field(
+        1, ge=0, description="Ingestion worker processes the app starts beside itself when files are queued "
+        "(0 = none: run `erag worker` yourself, e.g. one per machine with a queue and Qdrant server).",
+    )
+    job_lease_s: float = Field(
+        60.0, gt=1, description="A job whose worker sent no heartbeat for this long is taken to be dead and retried."
+    )
+    job_max_attempts: int = Field(3, ge=1, description="Times a file is tried before it is marked failed.")
+    job_retry_delay_s: float = Field(5.0, ge=0, description="Wait before retrying a job that raised an error.")
+
+    @field_validator("qdrant_url", "reranker", "chat_db_url", "queue_url", "auth_cookie_key")
     @classmethod
     def _blank_url_is_embedded(cls, value: str | None) -> str | None:
         return value or None
@@ -161,6 +193,14 @@ class Settings(BaseSettings):
     @property
     def index_path(self) -> Path:
         return self.home / "index" / self.collection
+
+    @property
+    def users_path(self) -> Path:
+        return self.users_file or self.home / "users.yaml"
+
+    @property
+    def upload_path(self) -> Path:
+        return self.upload_dir or self.home / "uploads"
 
 
 

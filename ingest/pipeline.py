@@ -151,6 +151,25 @@ def folder_metadata(path: Path, root: Path) -> dict[str, Any]:
     return meta
 
 
+def version_state(store: Store, doc_id: str, version: str) -> str:
+    """What ingesting this version does, as a FileResult status: 'added', 'unchanged', 'updated', or
+    'repaired' (the version was committed but a killed run left older ones; they are removed here).
+
+    Also used by the index writer that applies batches prepared by ingestion workers (jobs/writer.py).
+    """
+    versions = store.facet("version", doc_filter(doc_id))
+    if not versions:
+        return "added"
+    if version in versions:
+        committed = store.count(doc_filter(doc_id, version=version, committed=1))
+        if committed == versions[version]:
+            if len(versions) == 1:
+                return "unchanged"
+            store.delete(Filter(must=[Match("doc_id", doc_id)], must_not=[Match("version", version)]))
+            return "repaired"
+    return "updated"
+
+
 class IngestPipeline:
     """Ingest files or already-loaded documents into the index, touching only what changed."""
 
@@ -160,8 +179,11 @@ class IngestPipeline:
         store: Store | None = None,
         embedder: Embedder | None = None,
         progress: bool = True,
+        on_stage: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
+        # Told 'parsing', 'tagging', 'embedding', 'indexing' as work starts (ingestion workers show it per file).
+        self.on_stage = on_stage or (lambda stage: None)
         self.embedder = embedder or Embedder.from_settings(settings)
         self.store = store or open_store(settings)
         self.store.ensure_collection(self.embedder.dim, self.embedder.name)
@@ -349,19 +371,7 @@ class IngestPipeline:
         return digest.hexdigest()[:24]
 
     def _state(self, doc_id: str, version: str) -> str:
-        """What ingesting this version does, as a FileResult status: 'added', 'unchanged', 'updated', or
-        'repaired' (the version was committed but a killed run left older ones; they are removed here)."""
-        versions = self.store.facet("version", doc_filter(doc_id))
-        if not versions:
-            return "added"
-        if version in versions:
-            committed = self.store.count(doc_filter(doc_id, version=version, committed=1))
-            if committed == versions[version]:
-                if len(versions) == 1:
-                    return "unchanged"
-                self.store.delete(Filter(must=[Match("doc_id", doc_id)], must_not=[Match("version", version)]))
-                return "repaired"
-        return "updated"
+        return version_state(self.store, doc_id, version)
 
     def _plan_file(
         self, path: Path, meta: dict[str, Any], report: IngestReport
@@ -381,6 +391,7 @@ class IngestPipeline:
             return FileResult(str(path), state)
 
         def parse() -> _Pending:
+            self.on_stage("parsing")
             started = time.perf_counter()
             document = self.loader.run(path, doc_id)
             document.metadata.update(meta)
@@ -398,12 +409,15 @@ class IngestPipeline:
         if not pending:
             return
         texts = [c.text for p in pending for c in p.chunks]
+        self.on_stage("tagging")
         started = time.perf_counter()
         entities = self.tagger.run(texts)
         report.timings["ner"] += time.perf_counter() - started
+        self.on_stage("embedding")
         started = time.perf_counter()
         vectors = self.embedder.run(texts, show_progress=False)
         report.timings["embed"] += time.perf_counter() - started
+        self.on_stage("indexing")
 
         started = time.perf_counter()
         now = datetime.now(UTC).isoformat(timespec="seconds")

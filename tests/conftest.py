@@ -126,3 +126,15 @@ def corpus(tmp_path: Path) -> Path:
         table=[["Segment", "Revenue"], ["Consulting", "6420"], ["Platform", "4180"]],
     )
     return root
+
+
+# Sign-in (app/auth.py): the documented demo users of config/users.demo.yaml.
+DEMO_USERS = REPO / "config" / "users.demo.yaml"
+DEMO_PASSWORDS = {"erin": "erin-demo-pass", "hana": "hana-demo-pass", "ada": "ada-demo-pass"}
+
+
+def sign_in(at, username: str, password: str | None = None):
+    """Fill in and submit the sign-in form of a page that was just run (an AppTest); returns it re-run."""
+    at.text_input[0].input(username)
+    at.text_input[1].input(password if password is not None else DEMO_PASSWORDS[username])
+    return at.button[0].click().run()

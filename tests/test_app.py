@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from app.extractive import LABEL
 
-from .conftest import FAST_MODEL, REPO
+from .conftest import DEMO_USERS, FAST_MODEL, REPO, sign_in
 from .test_chat import company_home, copy_home  # noqa: F401 - the session's sample-company index
 
 PAGE = str(REPO / "app" / "streamlit_app.py")
@@ -22,7 +22,7 @@ def page_env(company_home: Path, tmp_path_factory) -> dict[str, str]:  # noqa: F
     home = tmp_path_factory.mktemp("page") / "home"
     copy_home(company_home, home)
     return {"ERAG_HOME": str(home), "ERAG_EMBEDDER": FAST_MODEL, "ERAG_LLM_ENABLED": "false",
-            "ERAG_DEMO_USER": "erin", "ERAG_DEMO_USER_NAME": "Erin Example", "ERAG_DEMO_GROUPS": '["all"]'}
+            "ERAG_USERS_FILE": str(DEMO_USERS)}  # signs in as erin, "Erin Example", group all
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def page(page_env: dict[str, str], monkeypatch):
         at = AppTest.from_file(PAGE, default_timeout=120)
         if conversation:
             at.query_params["c"] = conversation
-        return at.run()
+        return sign_in(at.run(), "erin")
 
     yield open_page
 
@@ -42,9 +42,9 @@ def page(page_env: dict[str, str], monkeypatch):
 @pytest.fixture(scope="module", autouse=True)
 def release_index():
     yield
-    from app.chat_page import close_services
+    from app.services import close_all
 
-    close_services()
+    close_all()
 
 
 def assistant_texts(at: AppTest) -> list[str]:

@@ -1,0 +1,144 @@
+"""The embedded index's single writer: applies spooled job results with the pipeline's commit protocol.
+
+Example:
+    >>> writer = IndexWriter(store, board, Spool(settings.home / "spool"))
+    >>> writer.apply_pending()          # -> number of jobs applied; each job becomes `indexed`
+    2
+
+Who writes: the process holding the `writer.lock` file lock. The app takes it at start and keeps it (its
+writer thread shares the index the chat already has open; Qdrant Edge serves queries while it updates).
+With no app running, a worker takes it for as long as it has entries to apply, then lets go, so an app
+that starts later waits a few seconds at most (`WriterLock.acquire(timeout)`).
+
+Crash safety: an entry is deleted only after its job is marked indexed. Killed in between, the entry is
+replayed on the next start; the version is then found committed and nothing is written twice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+from index.store import Store
+from ingest.pipeline import version_state
+from jobs.board import JobBoard
+from jobs.spool import Spool, SpoolEntry
+
+log = logging.getLogger(__name__)
+
+
+class WriterLock:
+    """An exclusive lock file that says which process may hold the embedded index for writing."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self, timeout: float = 0.0) -> bool:
+        """Take the lock, waiting up to `timeout` seconds (0: try once)."""
+        if self._fd is not None:
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._fd = fd
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    return False
+                time.sleep(0.2)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+class IndexWriter:
+    """Apply spool entries to `store` in job order; stale entries (their job moved on) are dropped."""
+
+    def __init__(self, store: Store, board: JobBoard, spool: Spool) -> None:
+        self.store = store
+        self.board = board
+        self.spool = spool
+
+    def apply(self, entry: SpoolEntry) -> str:
+        """Write one job's chunks unless that version is already committed; returns the outcome."""
+        self.store.ensure_collection(entry.dim, entry.embedder)
+        state = version_state(self.store, entry.doc_id, entry.version)
+        if state in ("unchanged", "repaired"):
+            return state
+        entry.replay(self.store)
+        return state
+
+    def apply_pending(self) -> int:
+        applied = 0
+        for path in self.spool.paths():
+            job_id, attempt = self.spool.job_of(path)
+            if not self.board.is_spooled(job_id, attempt):
+                path.unlink(missing_ok=True)  # the job was retried or failed meanwhile
+                continue
+            try:
+                entry = self.spool.read(path)
+            except Exception as exc:  # a damaged entry fails its job instead of blocking every later one
+                self.board.write_failed(job_id, attempt, f"the prepared chunks could not be read ({exc})")
+                path.unlink(missing_ok=True)
+                continue
+            outcome = self.apply(entry)  # a store error propagates: the entry stays for the next round
+            self.board.written(job_id, attempt, outcome, entry.chunks)
+            path.unlink(missing_ok=True)
+            applied += 1
+        if applied:
+            self.store.optimize()  # once per round, not per file: 200 small uploads need one optimize
+        return applied
+
+
+class WriterThread:
+    """The app's writer: applies spool entries every `interval` seconds and requeues jobs of dead workers."""
+
+    def __init__(self, writer: IndexWriter | None, reap, interval: float = 0.5, reap_every: float = 5.0) -> None:
+        self.writer = writer
+        self.reap = reap
+        self.interval = interval
+        self.reap_every = reap_every
+        self.errors = 0
+        self.last_error = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="erag-index-writer", daemon=True)
+
+    def start(self) -> WriterThread:
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        last_reap = 0.0
+        while not self._stop.is_set():
+            try:
+                if self.writer is not None:
+                    self.writer.apply_pending()
+                if time.monotonic() - last_reap >= self.reap_every:
+                    last_reap = time.monotonic()
+                    self.reap()
+            except Exception as exc:  # keep serving: the page shows the last error, the next round retries
+                self.errors += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("index writer round failed")
+            self._stop.wait(self.interval)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
