@@ -59,6 +59,7 @@ def results_json(result: EvalResult) -> dict[str, Any]:
         "split": result.split,
         "queries": result.queries,
         "embedder": result.embedder,
+        "embed_precision": result.run_info["settings"].get("embed_precision"),
         "baseline": result.baseline,
         "configs": {name: config_json(cr) for name, cr in result.configs.items()},
         "indexes": result.indexes,
@@ -125,7 +126,8 @@ def markdown_report(result: EvalResult) -> str:
     parts = [
         f"# {result.dataset} ({result.split}): retrieval evaluation",
         "",
-        f"{result.queries} queries, embedder {result.embedder}, gold unit {info['gold_unit']}, "
+        f"{result.queries} queries, embedder {result.embedder} ({info['settings'].get('embed_precision', 'float32')}), "
+        f"gold unit {info['gold_unit']}, "
         f"{info['depth']} chunks retrieved per query (documents ranked by their best chunk), seed {info['seed']}, "
         f"commit {info.get('git_commit')}, {info.get('cpus')} CPUs, {info.get('seconds', '?')} s.",
         "",

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 from tqdm import tqdm
 
+from erag.schema import Hit
 from erag.settings import Settings
 from eval.answer_eval import (
     Answerer,
@@ -100,6 +101,22 @@ def _environment() -> dict[str, Any]:
         commit = None
     return {"git_commit": commit, "python": platform.python_version(), "cpus": os.cpu_count(),
             "machine": platform.machine(), "versions": versions}
+
+
+def break_ties(hits: list[Hit]) -> list[Hit]:
+    """The product's ranking with each run of equally scored neighbours ordered by point id.
+
+    RRF gives equal scores to many pairs of ranks and 1-bit codes to many vectors, and the engine orders
+    such ties differently in each process; by id, every run scores the same ranking. The score that
+    ranks is the rerank score where there is one (the fused score stays on the hit beside it)."""
+    out: list[Hit] = []
+    tied: list[Hit] = []
+    for hit in hits:
+        if tied and hit.scores.get("rerank", hit.score) != tied[-1].scores.get("rerank", tied[-1].score):
+            out += sorted(tied, key=lambda h: h.id)
+            tied = []
+        tied.append(hit)
+    return out + sorted(tied, key=lambda h: h.id)
 
 
 class EvalRun:
@@ -227,9 +244,7 @@ class EvalRun:
         def search(text: str) -> list[str]:
             hits = retriever.run(text, top_k=self.depth, mode=config.mode, retriever=config.retriever,
                                  rerank=config.rerank).hits
-            # RRF gives equal scores to many pairs of ranks, and the engine orders such ties arbitrarily (it
-            # differs between processes). Ties broken by point id make every run score the same ranking.
-            return [h.doc_id for h in sorted(hits, key=lambda h: (-h.score, h.id))]
+            return [h.doc_id for h in break_ties(hits)]
 
         ids, latency, errors = self._timed(queries, search, bar)
         ranked, scores, summary = self._score(dataset, config, ids, qrels)

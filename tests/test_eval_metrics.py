@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from erag.schema import TableBlock, TextBlock
+from erag.schema import Hit, TableBlock, TextBlock
 from erag.settings import Settings
 from eval.answer_eval import contains_answer, exact_match, normalize_answer, token_f1
 from eval.configs import CONFIGS, ConfigError, resolve_configs
 from eval.datasets import DatasetError, EvalDataset
 from eval.footprint import IndexShape, ram_bytes, rescore_bytes
 from eval.metrics import bootstrap_ci, paired_test, per_query, rank_units, summarize
+from eval.run import break_ties
 
 QRELS = {"q1": {"d1": 1, "d2": 1}, "q2": {"d3": 1}, "q3": {"d4": 1}, "q4": {"d5": 1}}
 RANKED = {
@@ -159,3 +160,11 @@ def test_bytes_per_chunk_from_the_layout() -> None:
     assert ram_bytes(CONFIGS["bm25"], shape) == 480
     assert ram_bytes(CONFIGS["hybrid"], shape) == 96 + links + 480
     assert (rescore_bytes(CONFIGS["dense-binary-f8"], 768), rescore_bytes(CONFIGS["hybrid"], 768)) == (772, 3072)
+
+
+def test_ties_are_ordered_by_id_and_the_rerank_order_is_kept() -> None:
+    fused = [Hit("c", 0.5, {}), Hit("b", 0.3, {}), Hit("a", 0.3, {}), Hit("d", 0.2, {})]
+    assert [h.id for h in break_ties(fused)] == ["c", "a", "b", "d"]
+    reranked = [Hit("x", 0.1, {}, {"rerank": 4.0}), Hit("z", 0.3, {}, {"rerank": 2.0}),
+                Hit("y", 0.2, {}, {"rerank": 2.0}), Hit("w", 0.9, {}, {"rerank": -1.0}), Hit("v", 0.05, {})]
+    assert [h.id for h in break_ties(reranked)] == ["x", "y", "z", "w", "v"]
