@@ -16,6 +16,7 @@ source, citation or answer can draw on a document the user may not read.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -113,6 +114,7 @@ class ChatPipeline:
             generator, self.llm_note = None, "the language model is switched off"
         self.generator = generator
         self.retriever = retriever or Retriever(settings)
+        self._retrieval_lock = threading.Lock()
         if memory is None:
             from app.db import ChatDatabase
 
@@ -200,7 +202,10 @@ class ChatPipeline:
         t = time.perf_counter()
         depth = s.chat_top_k * 2 if self.feedback_ranker is not None and s.chat_feedback_boost > 0 else s.chat_top_k
         try:
-            result = self.retriever.run(standalone, top_k=depth, groups=groups, filters=filters)
+            # One index handle serves every browser session; retrieval takes ~20 ms, so serializing it is cheap
+            # insurance against a backend that is not thread-safe.
+            with self._retrieval_lock:
+                result = self.retriever.run(standalone, top_k=depth, groups=groups, filters=filters)
         except QueryError as exc:
             raise ChatInputError(str(exc)) from exc
         hits = result.hits
