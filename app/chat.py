@@ -1,8 +1,8 @@
 """The chat pipeline: question -> standalone query -> sources -> streamed, cited answer -> stored turn.
 
 Example:
-    >>> chat = ChatPipeline(get_settings())
-    >>> for event in chat.run("How many days of parental leave do I get?", user=demo_user(get_settings())):
+    >>> chat, user = ChatPipeline(get_settings()), User("erin", "Erin", groups=("all",))
+    >>> for event in chat.run("How many days of parental leave do I get?", user):
     ...     if event.type == "token":
     ...         print(event.text, end="")
     >>> answer = chat.answer("and for part-time staff?", user, conversation_id=answer.conversation_id)
