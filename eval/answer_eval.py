@@ -198,6 +198,8 @@ class AnswerEval:
                 "seconds": seconds,
                 "cited": [c.doc_id for c in reply.citations],
             }
+            if short:  # a chat model answers in a sentence: EM fails it, containing the short answer does not
+                row["answer_contains_reference"] = not reply.abstained and contains_answer(reply.text, q.answers)
             if not reply.abstained and reply.citations:
                 row["citation_in_gold"] = any(self.dataset.gold_unit(c.doc_id) in gold for c in reply.citations)
                 # Computed answers (TAT-QA arithmetic) are never written in a source: only extractable ones count.
@@ -215,6 +217,8 @@ class AnswerEval:
             "exact_match": mean("exact_match", rows),
             "token_f1": mean("token_f1", rows),
             "token_f1_answered": mean("token_f1", answered),
+            "answer_contains_reference": mean("answer_contains_reference", rows),
+            "answer_contains_reference_n": sum("answer_contains_reference" in r for r in rows),
             "citation_contains_answer": mean("citation_contains_answer", answered),
             "citation_contains_answer_n": sum("citation_contains_answer" in r for r in answered),
             "citation_in_gold": mean("citation_in_gold", answered),

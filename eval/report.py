@@ -112,6 +112,8 @@ def answers_table(result: EvalResult) -> str:
         ("questions", f"{s['questions']}"),
         ("exact match", f"{s['exact_match']:.3f}"),
         ("token F1", f"{s['token_f1']:.3f} (answered only: {s['token_f1_answered']:.3f})"),
+        ("answer contains the short reference",
+         f"{s['answer_contains_reference']:.3f} (n={s['answer_contains_reference_n']})"),
         ("citation contains the answer", f"{s['citation_contains_answer']:.3f} (n={s['citation_contains_answer_n']})"),
         ("citation from a gold document", f"{s['citation_in_gold']:.3f}"),
         ("abstained, answer in the corpus", f"{s['abstention_answerable']:.3f}"),

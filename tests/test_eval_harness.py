@@ -114,6 +114,9 @@ def test_answers_are_scored_and_hiding_the_gold_makes_the_answerer_abstain(evalu
     answered = [r for r in answers.per_question if not r["abstained"]]
     assert answered and all(r["cited"] for r in answered)
     assert answers.summary["citation_in_gold"] == pytest.approx(1.0)
+    assert answers.summary["answer_contains_reference_n"] == 5  # every reference here is a short span
+    extracted = [r for r in answered if r["answer_contains_reference"]]
+    assert extracted and all(r["citation_contains_answer"] for r in extracted)
 
 
 def test_cli_rerun_reuses_the_cached_index_and_embeddings(evaluated, monkeypatch: pytest.MonkeyPatch) -> None:
