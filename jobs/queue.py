@@ -52,9 +52,15 @@ class JobQueue:
         self.board = board
         self.huey = huey or make_huey(settings)
         # The board keeps the attempts; huey's own retries cover errors a worker raised (not a dead worker).
+        run = handler or _not_here
+
+        def ingest_file(job_id: int, task: Any = None) -> Any:
+            return run(job_id, task=task)
+
+        # Defined here so the task's registered name (module + name) is the same in every process.
         self.task = self.huey.task(retries=max(settings.job_max_attempts - 1, 0),
                                    retry_delay=settings.job_retry_delay_s, context=True,
-                                   name=TASK_NAME)(handler or _not_here)
+                                   name=TASK_NAME)(ingest_file)
 
     def submit(self, path: Path, meta: dict[str, Any], submitted_by: str = "", incoming: Path | None = None) -> int:
         """Record the job, then enqueue it; a queue that cannot be reached fails the job visibly."""
