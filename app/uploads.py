@@ -139,10 +139,10 @@ class UploadGuard:
         if size == 0:
             return "empty file"
         if size > self.max_file:
-            return (f"file is {size / _MB:.1f} MB, over the {self.max_file / _MB:g} MB limit per file "
+            return (f"file is {size / _MB:.1f} MB, over the {self.max_file / _MB:.3g} MB limit per file "
                     "(ERAG_MAX_FILE_MB)")
         if total > self.max_total:
-            return (f"this upload is over {self.max_total / _MB:g} MB in total (ERAG_UPLOAD_MAX_TOTAL_MB): "
+            return (f"this upload is over {self.max_total / _MB:.4g} MB in total (ERAG_UPLOAD_MAX_TOTAL_MB): "
                     "upload the rest separately")
         return None
 

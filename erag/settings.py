@@ -182,6 +182,11 @@ class Settings(BaseSettings):
     def _blank_url_is_embedded(cls, value: str | None) -> str | None:
         return value or None
 
+    @field_validator("users_file", "upload_dir", mode="before")
+    @classmethod
+    def _blank_path_is_default(cls, value: object) -> object:
+        return value or None
+
     @model_validator(mode="after")
     def _check_chunk_bounds(self) -> Settings:
         if self.chunk_min_tokens >= self.chunk_max_tokens:

@@ -163,3 +163,41 @@ def test_markers_are_real(chat: ChatPipeline) -> None:
     assert len(MARKERS) > 10 and all(m in restricted or m.replace(",", "") in restricted for m in MARKERS)
     public = chat.retriever.store.scroll(Filter(must=[Match("groups", "all")]), fields=["text"])
     assert not leaked([h.text for h in public])
+
+
+def test_cli_search_and_ask_run_as_a_user_of_the_users_file(company_home: Path, tmp_path: Path,  # noqa: F811
+                                                             monkeypatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from erag.cli import app
+    from erag.settings import get_settings
+
+    from .conftest import DEMO_USERS, FAST_MODEL
+
+    copy_home(company_home, tmp_path / "home")
+    for key, value in {"ERAG_HOME": str(tmp_path / "home"), "ERAG_EMBEDDER": FAST_MODEL,
+                       "ERAG_USERS_FILE": str(DEMO_USERS), "ERAG_LLM_ENABLED": "false"}.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    try:
+        def files(*args: str) -> set[str]:
+            result = runner.invoke(app, ["search", "What is Margaret Okafor's salary?", "--json", "-k", "10", *args])
+            assert result.exit_code == 0, result.output
+            return {row["file_name"] for row in json.loads(result.output)}
+
+        assert RESTRICTED_FILE not in files("--as", "erin")
+        assert RESTRICTED_FILE in files("--as", "hana")
+        assert RESTRICTED_FILE in files()  # the local admin is unrestricted
+        asked = runner.invoke(app, ["ask", "What is Margaret Okafor's salary?", "--as", "erin", "--json"])
+        assert asked.exit_code == 0, asked.output
+        assert RESTRICTED_FILE not in {c["file_name"] for c in json.loads(asked.output)["citations"]}
+        unknown = runner.invoke(app, ["search", "salary", "--as", "mallory"])
+        assert unknown.exit_code == 2 and "no user 'mallory'" in unknown.output
+        assert "known: ada, erin, hana" in unknown.output
+        both = runner.invoke(app, ["search", "salary", "--as", "erin", "--groups", "hr"])
+        assert both.exit_code == 2 and "not both" in both.output
+    finally:
+        get_settings.cache_clear()
