@@ -20,23 +20,37 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import yaml
-from streamlit_authenticator.utilities.hasher import Hasher
 
 from erag.users import ADMIN_ROLE
 
 MIN_PASSWORD = 10
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 _GROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_BCRYPT = re.compile(r"^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$")  # the hashes streamlit-authenticator checks
+
+
+def hash_password(password: str) -> str:
+    # bcrypt directly (the library streamlit-authenticator hashes with): importing its Hasher loads Streamlit.
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=12)).decode()
+
+
+def is_hash(value: str) -> bool:
+    return bool(_BCRYPT.match(value))
 
 
 class AccountError(ValueError):
     """A user cannot be created or the users file cannot be used; the message says why."""
 
 
-def check_new_user(username: str, password: str, confirm: str | None = None, groups: list[str] | None = None) -> None:
+def check_username(username: str) -> None:
     if not _USERNAME.match(username):
         raise AccountError("user names are 2-64 lower-case letters, digits, dots, dashes or underscores")
+
+
+def check_new_user(username: str, password: str, confirm: str | None = None, groups: list[str] | None = None) -> None:
+    check_username(username)
     if len(password) < MIN_PASSWORD:
         raise AccountError(f"the password needs at least {MIN_PASSWORD} characters")
     if confirm is not None and password != confirm:
@@ -67,7 +81,7 @@ def _write(path: Path, config: dict[str, Any]) -> None:
 
 
 def _entry(name: str, password: str, groups: list[str], admin: bool, email: str) -> dict[str, Any]:
-    return {"name": name, "email": email, "password": Hasher.hash(password),
+    return {"name": name, "email": email, "password": hash_password(password),
             "roles": [ADMIN_ROLE] if admin else [], "groups": list(groups)}
 
 
@@ -99,7 +113,7 @@ def add_user(path: Path, username: str, name: str, password: str, groups: list[s
 def credentials_for_login(config: dict[str, Any]) -> dict[str, Any]:
     """The credentials streamlit-authenticator checks, refusing any password that is not a bcrypt hash."""
     users = ((config.get("credentials") or {}).get("usernames")) or {}
-    plain = [name for name, entry in users.items() if not Hasher.is_hash(str((entry or {}).get("password", "")))]
+    plain = [name for name, entry in users.items() if not is_hash(str((entry or {}).get("password", "")))]
     if plain:
         raise AccountError(f"the users file stores a plain-text password for {', '.join(sorted(plain))}: "
                            "set it again with `erag user add`")

@@ -371,5 +371,39 @@ def feedback_export(
                f"{summary.positives} positive and {summary.negatives} negative judgements")
 
 
+user_app = typer.Typer(no_args_is_help=True, help="Users of the web app (the users file, ERAG_USERS_FILE).")
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("add")
+def user_add(
+    username: Annotated[str, typer.Argument(help="Sign-in name (lower case).")],
+    name: Annotated[str, typer.Option(help="Full name shown on the pages.")] = "",
+    groups: Annotated[str, typer.Option(help="Comma-separated access groups.")] = "all",
+    admin: Annotated[bool, typer.Option("--admin", help="May open the admin page.")] = False,
+    email: Annotated[str, typer.Option(help="E-mail address.")] = "",
+) -> None:
+    """Add a user (or set a user's password, name and groups again); the password is asked for, then hashed."""
+    from app.accounts import AccountError, add_user, check_username, create_users_file
+
+    path = get_settings().users_path
+    try:
+        check_username(username)
+    except AccountError as exc:
+        _fail(str(exc))
+    password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    group_list = [g.strip() for g in groups.split(",") if g.strip()]
+    try:
+        if path.exists():
+            add_user(path, username, name, password, group_list, admin, email)
+        elif admin:
+            create_users_file(path, username, name, password, group_list, email)
+        else:
+            _fail(f"{path} does not exist yet: add an administrator first (--admin)")
+    except AccountError as exc:
+        _fail(str(exc))
+    typer.echo(f"{'admin' if admin else 'user'} {username} ({', '.join(group_list)}) saved in {path}")
+
+
 if __name__ == "__main__":
     app()

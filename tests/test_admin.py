@@ -244,3 +244,35 @@ def test_first_start_asks_for_the_setup_code_and_creates_the_admin(tmp_path: Pat
     signed_in = open_app(env, monkeypatch, "root", "a-long-passphrase")
     signed_in.switch_page("admin_page.py").run()
     assert signed_in.title[0].value == "Documents and ingestion"
+
+
+def test_erag_user_add_writes_hashed_users_that_can_sign_in(tmp_path: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from erag.cli import app
+    from erag.settings import get_settings
+    from erag.users import UserDirectory
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("ERAG_HOME", str(home))
+    monkeypatch.setenv("ERAG_USERS_FILE", "")
+    get_settings.cache_clear()
+    runner = CliRunner()
+    try:
+        refused = runner.invoke(app, ["user", "add", "ivan"], input="a-long-passphrase\na-long-passphrase\n")
+        assert refused.exit_code == 2 and "add an administrator first" in refused.output
+        boss = runner.invoke(app, ["user", "add", "boss", "--admin", "--groups", "all,hr"],
+                             input="boss-passphrase\nboss-passphrase\n")
+        assert boss.exit_code == 0, boss.output
+        ivan = runner.invoke(app, ["user", "add", "ivan", "--name", "Ivan IT", "--groups", "all,it"],
+                             input="ivan-passphrase\nivan-passphrase\n")
+        assert ivan.exit_code == 0, ivan.output
+        bad = runner.invoke(app, ["user", "add", "Bad Name"])
+        assert bad.exit_code == 2 and "user names are" in bad.output
+    finally:
+        get_settings.cache_clear()
+    users = UserDirectory.from_file(home / "users.yaml").users
+    assert users["boss"].admin and users["boss"].groups == ("all", "hr")
+    assert not users["ivan"].admin and users["ivan"].groups == ("all", "it") and users["ivan"].name == "Ivan IT"
+    at = open_app(base_env(home, ERAG_USERS_FILE="", ERAG_APP_WORKERS="0"), monkeypatch, "ivan", "ivan-passphrase")
+    assert "Signed in as Ivan IT (all, it)" in [c.value for c in at.sidebar.caption]
