@@ -232,10 +232,12 @@ def evaluate(
     folder = write_report(result, out or Path("eval/reports") / f"{data.name}-{data.split}")
     typer.echo(f"\n{result.dataset} ({result.split}, {result.queries} queries, {result.embedder})\n")
     typer.echo(markdown_table(result))
-    if answers and result.answers is None:
-        typer.echo(f"\nnote: {data.name} has no reference answers (questions.jsonl): answers were not scored")
-    elif result.answers is not None:
+    if result.answers is not None:
         typer.echo(f"\nanswers ({result.answers.answerer}):\n{answers_table(result)}")
+    elif answers and not data.questions():
+        typer.echo(f"\nnote: {data.name} has no reference answers (questions.jsonl): answers were not scored")
+    for note in result.notes:
+        typer.echo(f"note: {note}")
     typer.echo(f"\nreport: {folder}/report.md, results.json, *.png")
 
 

@@ -158,6 +158,8 @@ class EvalRun:
         answerer: AnswererKind = "auto",
     ) -> EvalResult:
         started = time.perf_counter()
+        if answers and answerer == "chat" and not chat_available():  # before hours of retrieval, not after
+            raise AnswerSetupError("the chat pipeline (app/chat.py) is not available: use --answerer extractive")
         queries = self.sample_queries(dataset, query_limit)
         qrels = {qid: gold for qid, gold in dataset.qrels().items() if qid in queries}
         product = [c for c in configs if not c.is_peer]
@@ -197,7 +199,10 @@ class EvalRun:
                     result.configs[config.name] = self._run_product(dataset, indexes, config, queries, qrels, bar)
             if answers:
                 assert indexes is not None
-                result.answers = self._run_answers(dataset, indexes, answers_limit, answerer)
+                try:
+                    result.answers = self._run_answers(dataset, indexes, answers_limit, answerer)
+                except Exception as exc:  # the retrieval numbers above are kept and reported all the same
+                    result.notes.append(f"answer evaluation failed: {type(exc).__name__}: {exc}")
         finally:
             bar.close()
             if indexes is not None:
