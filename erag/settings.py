@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     oversampling: float = Field(3.0, ge=1.0)
     fusion: Fusion = "rrf"
     rrf_k: int = Field(60, ge=1)
+    rrf_weights: tuple[float, float] = Field(
+        (1.0, 1.0), description="RRF weights of the dense and the BM25 ranking (the engine's weighted RRF)."
+    )
     dense_candidates: int = Field(50, ge=1)
     sparse_candidates: int = Field(50, ge=1)
     top_k: int = Field(5, ge=1)

@@ -191,7 +191,11 @@ class EdgeStore(Store):
         )
         payload = _payload_selector(request)
         if dense_query is not None and sparse_query is not None:
-            fusion = qe.Fusion.Rrf(k=request.rrf_k) if request.fusion == "rrf" else qe.Fusion.Dbsf()
+            fusion = (
+                qe.Fusion.Rrf(k=request.rrf_k, weights=list(request.rrf_weights))
+                if request.fusion == "rrf"
+                else qe.Fusion.Dbsf()
+            )
             qreq = qe.QueryRequest(
                 limit=request.limit,
                 prefetches=[

@@ -151,7 +151,7 @@ class ServerStore(Store):
         kwargs: dict[str, Any] = {"limit": request.limit, "with_payload": self._payload(request), "query_filter": flt}
         if dense is not None and has_sparse:
             fusion = (
-                models.RrfQuery(rrf=models.Rrf(k=request.rrf_k))
+                models.RrfQuery(rrf=models.Rrf(k=request.rrf_k, weights=list(request.rrf_weights)))
                 if request.fusion == "rrf"
                 else models.FusionQuery(fusion=models.Fusion.DBSF)
             )

@@ -63,6 +63,7 @@ class HybridQuery:
     filter: Filter | None = None
     fusion: str = "rrf"
     rrf_k: int = 60
+    rrf_weights: tuple[float, float] = (1.0, 1.0)  # dense, BM25
     with_payload: bool = True
     with_f8: bool = False
 

@@ -40,16 +40,16 @@ def clean_query(query: str | None) -> str:
     return text[:MAX_QUERY_CHARS]
 
 
-def reciprocal_rank_fusion(rankings: list[list[Hit]], k: int) -> list[Hit]:
+def reciprocal_rank_fusion(rankings: list[list[Hit]], k: int, weights: tuple[float, ...] | None = None) -> list[Hit]:
     """RRF over ranked lists. The engine fuses in every other mode; this runs only for binary_f8,
     whose rescored dense list exists only in this process. Hand-written because ranx's `fuse`
     compiles with numba on first use (seconds), which an interactive query cannot afford."""
     fused: dict[str, Hit] = {}
-    for ranking in rankings:
+    for ranking, weight in zip(rankings, weights or [1.0] * len(rankings), strict=True):
         for rank, hit in enumerate(ranking):
             entry = fused.setdefault(hit.id, replace(hit, score=0.0, scores={}))
             entry.scores.update(hit.scores)
-            entry.score += 1.0 / (k + rank)  # 0-based rank, as Qdrant's own RRF scores it
+            entry.score += weight / (k + rank)  # 0-based rank, as Qdrant's own RRF scores it
     return sorted(fused.values(), key=lambda h: h.score, reverse=True)
 
 
@@ -93,7 +93,8 @@ class HybridSearcher:
 
         if dense is not None and mode == "binary_f8":
             return self._f8_search(dense, sparse, visible, top_k)
-        request = HybridQuery(dense=dense, sparse=sparse, limit=top_k, filter=visible, fusion=s.fusion, rrf_k=s.rrf_k)
+        request = HybridQuery(dense=dense, sparse=sparse, limit=top_k, filter=visible, fusion=s.fusion, rrf_k=s.rrf_k,
+                              rrf_weights=s.rrf_weights)
         hits = self.store.query(request)
         label = "fused" if dense is not None and sparse is not None and sparse.indices else retriever
         for hit in hits:
@@ -120,7 +121,7 @@ class HybridSearcher:
         bm25_hits = self.store.query(HybridQuery(sparse=sparse, limit=sparse.limit, filter=flt))
         for hit in bm25_hits:
             hit.scores["bm25"] = hit.score
-        fused = reciprocal_rank_fusion([dense_hits, bm25_hits], self.settings.rrf_k)[:top_k]
+        fused = reciprocal_rank_fusion([dense_hits, bm25_hits], self.settings.rrf_k, self.settings.rrf_weights)[:top_k]
         for hit in fused:
             hit.scores["fused"] = hit.score
         return fused

@@ -148,6 +148,12 @@ def test_fusion_ranks_a_document_both_retrievers_like_above_single_retriever_hit
         order = [h.doc_id for h in hits]
         assert order[0] == "both", (mode, order)
         assert set(order[1:]) == {"dense_only", "bm25_only"}, (mode, order)
+    # Weighted RRF: trusting BM25 ten times more than dense lifts the BM25-only document above the dense-only one.
+    weighted = HybridSearcher(settings.model_copy(update={"rrf_weights": (0.1, 1.0)}), store=store,
+                              embedder=FixedEmbedder())
+    for mode in ("float32", "binary_f8"):
+        order = [h.doc_id for h in weighted.run("quarterly revenue report", top_k=3, mode=mode)]
+        assert order.index("bm25_only") < order.index("dense_only"), (mode, order)
     dense = [h.doc_id for h in searcher.run("quarterly revenue report", top_k=2, retriever="dense", mode="float32")]
     bm25 = [h.doc_id for h in searcher.run("quarterly revenue report", top_k=2, retriever="bm25")]
     assert dense == ["dense_only", "both"] and bm25 == ["bm25_only", "both"]
