@@ -59,8 +59,14 @@ def upload_section(service: IngestionService, user: User, groups: list[str], dep
                                       ("owner", owner.strip() or None)) if v}
             outcomes = service.submit_uploads([(f.name, f.getvalue()) for f in files], meta, user.username)
             st.session_state["upload-outcomes"] = [(o.name, o.accepted, o.message) for o in outcomes]
-    for name, accepted, message in st.session_state.get("upload-outcomes", []):
-        (st.success if accepted else st.error)(f"**{name}**: {message}")
+    outcomes = st.session_state.get("upload-outcomes", [])
+    queued = [name for name, accepted, _ in outcomes if accepted]
+    if queued:
+        shown = ", ".join(queued[:8]) + (f" and {len(queued) - 8} more" if len(queued) > 8 else "")
+        st.success(f"Queued {len(queued)} file(s) for ingestion: {shown}")
+    for name, accepted, message in outcomes:
+        if not accepted:
+            st.error(f"**{name}**: {message}")
 
 
 def jobs_frame(service: IngestionService) -> pd.DataFrame:

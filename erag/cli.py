@@ -314,7 +314,9 @@ def serve(
         _fail("the chat page (app/streamlit_app.py) is not installed: run `make install`")
     args = [sys.executable, "-m", "streamlit", "run", str(spec.origin), "--server.port", str(port),
             "--server.address", host, "--server.headless", "true", "--browser.gatherUsageStats", "false",
-            "--client.toolbarMode", "viewer"]
+            "--client.toolbarMode", "viewer",
+            # The browser refuses files over the upload limit before sending them (the page checks again).
+            "--server.maxUploadSize", str(max(1, round(get_settings().max_file_mb)))]
     typer.echo(f"chat page on http://{host}:{port}")
     os.execv(sys.executable, args)
 

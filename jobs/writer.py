@@ -74,6 +74,7 @@ class IndexWriter:
         self.store = store
         self.board = board
         self.spool = spool
+        self.unoptimized = 0  # jobs applied since the last optimize
 
     def apply(self, entry: SpoolEntry) -> str:
         """Write one job's chunks unless that version is already committed; returns the outcome."""
@@ -84,7 +85,8 @@ class IndexWriter:
         entry.replay(self.store)
         return state
 
-    def apply_pending(self) -> int:
+    def apply_pending(self, optimize: bool = True) -> int:
+        """Apply every waiting entry; with `optimize`, build indexes right after (else see `optimize_if_idle`)."""
         applied = 0
         for path in self.spool.paths():
             job_id, attempt = self.spool.job_of(path)
@@ -101,9 +103,17 @@ class IndexWriter:
             self.board.written(job_id, attempt, outcome, entry.chunks)
             path.unlink(missing_ok=True)
             applied += 1
-        if applied:
-            self.store.optimize()  # once per round, not per file: 200 small uploads need one optimize
+        self.unoptimized += applied
+        if optimize:
+            self.optimize_if_idle()
         return applied
+
+    def optimize_if_idle(self) -> None:
+        """Build indexes once a burst of uploads is written, not after every file: new chunks are searchable
+        before (unindexed segments are scanned), and optimizing per file would repeat the work 200 times."""
+        if self.unoptimized:
+            self.store.optimize()
+            self.unoptimized = 0
 
 
 class WriterThread:
@@ -127,8 +137,8 @@ class WriterThread:
         last_reap = 0.0
         while not self._stop.is_set():
             try:
-                if self.writer is not None:
-                    self.writer.apply_pending()
+                if self.writer is not None and not self.writer.apply_pending(optimize=False):
+                    self.writer.optimize_if_idle()  # a round with nothing new: the burst is over
                 if time.monotonic() - last_reap >= self.reap_every:
                     last_reap = time.monotonic()
                     self.reap()

@@ -76,7 +76,7 @@ def test_admin_uploads_a_worker_ingests_and_only_its_groups_can_find_it(tmp_path
     at.file_uploader[0].set_value([("bicycles.md", PUBLIC_MEMO, "text/markdown")])
     at.button(key="FormSubmitter:upload-Upload and ingest").click().run()
     assert not at.exception and not at.error
-    assert [s.value for s in at.success] == ["**bicycles.md**: queued as general/bicycles.md"]
+    assert [s.value for s in at.success] == ["Queued 1 file(s) for ingestion: bicycles.md"]
 
     from app.services import ingestion_service
     from erag.settings import Settings
@@ -171,8 +171,7 @@ def test_each_bad_upload_gets_its_message_and_nothing_lands_outside(tmp_path: Pa
         if message is not None:
             assert any(message in e for e in errors), (name, message, errors)
     assert len(errors) == sum(m is not None for _, _, m in BAD_UPLOADS)
-    assert [s.value for s in at.success] == ["**notes.md**: queued as general/notes.md",
-                                             "**evil.md**: queued as general/evil.md"]
+    assert [s.value for s in at.success] == ["Queued 2 file(s) for ingestion: notes.md, evil.md"]
     assert not (tmp_path / "outside").exists() and not (home.parent / "outside").exists()
     staged = sorted(p.name for p in (home / "uploads").rglob("*") if p.is_file())
     assert staged == ["evil.md", "notes.md"]  # refused files left nothing behind
