@@ -16,9 +16,17 @@ SESSION_USER = "erag_user"  # where `app.auth.sign_in` keeps the signed-in user 
 
 
 def current_user(settings: Settings) -> User:
-    """The signed-in user of this browser session; a page reached without signing in stops here."""
-    import streamlit as st
+    """The signed-in user of this browser session; a page reached without signing in stops here.
 
+    Outside a Streamlit run (benchmarks, scripts) there is no session and no sign-in: the demo employee of
+    ERAG_DEMO_USER / ERAG_DEMO_GROUPS (group `all` by default) asks.
+    """
+    import streamlit as st
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    if get_script_run_ctx(suppress_warning=True) is None:
+        return User.from_entry(settings.demo_user, {"name": settings.demo_user_name, "groups": settings.demo_groups},
+                               settings.default_groups)
     user = st.session_state.get(SESSION_USER)
     if not isinstance(user, User):
         st.error("Please sign in first.")

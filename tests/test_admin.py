@@ -208,6 +208,11 @@ def test_non_admins_cannot_reach_the_admin_page(tmp_path: Path, monkeypatch) -> 
     direct.session_state["erag_user"] = User("hana", "Hana", ("all", "hr"))
     direct.run()
     assert [e.value for e in direct.error] == ["This page is for administrators."] and not direct.file_uploader
+    # Outside a Streamlit run (benchmarks, scripts) the demo employee asks: never an admin.
+    from app.identity import current_user
+
+    outside = current_user(make_settings(tmp_path / "bare"))
+    assert not outside.admin and outside.groups == ("all",)
     # Nobody signed in at all: no page content, only the sign-in form.
     anonymous = open_app(env, monkeypatch)
     assert not anonymous.chat_input and [b.label for b in anonymous.button] == ["Sign in"]
