@@ -21,6 +21,7 @@ from index.filters import Match
 # (a chunk may name a person without being tagged), so entity fields only boost.
 RESTRICTING_FIELDS = ("department", "title", "file_name")
 _YEAR = re.compile(r"\b(19[5-9]\d|20\d\d)\b")
+_WORD = re.compile(r"\w+")
 _MIN_TITLE_CHARS = 6  # short titles ("IT", "FAQ") match too many ordinary words
 
 
@@ -49,24 +50,33 @@ class QueryAnalyzer:
         self.nlp = nlp
         self.known = {key: {str(v) for v in values if str(v).strip()} for key, values in known.items()}
         self._lower = {key: {v.lower(): v for v in values} for key, values in self.known.items()}
+        # Phrases that name a value, bucketed by their first word: a query is checked only against the
+        # phrases whose first word it contains. Checking every title of a large corpus with a regex per
+        # query cost 0.7 s on SciFact's 5,183 titles; the buckets keep it to a handful.
+        self._phrases: dict[str, dict[str, list[tuple[str, str]]]] = {}
+        for key in RESTRICTING_FIELDS:
+            buckets: dict[str, list[tuple[str, str]]] = {}
+            for low, value in self._lower.get(key, {}).items():
+                phrases = [low] if key == "department" or len(low) >= _MIN_TITLE_CHARS else []
+                stem = low.rsplit(".", 1)[0]
+                if key == "file_name" and len(stem) >= _MIN_TITLE_CHARS:
+                    phrases.append(stem.replace("_", " "))
+                for phrase in phrases:
+                    first = _WORD.search(phrase)
+                    buckets.setdefault(first.group() if first else "", []).append((phrase, value))
+            self._phrases[key] = buckets
 
     def run(self, query: str) -> QueryAnalysis:
         analysis = QueryAnalysis(text=query)
         lowered = query.lower()
+        words = {"", *_WORD.findall(lowered)}
         for key in RESTRICTING_FIELDS:
-            hits = [
-                value
-                for low, value in self._lower.get(key, {}).items()
-                if (key == "department" or len(low) >= _MIN_TITLE_CHARS) and _contains(lowered, low)
-            ]
-            if key == "file_name":
-                hits += [
-                    value for low, value in self._lower.get(key, {}).items()
-                    if len(low.rsplit(".", 1)[0]) >= _MIN_TITLE_CHARS
-                    and _contains(lowered, low.rsplit(".", 1)[0].replace("_", " "))
-                ]
+            buckets = self._phrases.get(key, {})
+            hits = {
+                value for word in words for phrase, value in buckets.get(word, ()) if _contains(lowered, phrase)
+            }
             if hits:
-                analysis.restrict.append(Match(key, sorted(set(hits))))
+                analysis.restrict.append(Match(key, sorted(hits)))
         entity_values: dict[str, set[str]] = {}
         if self.nlp is not None:
             for ent in self.nlp(query).ents:
