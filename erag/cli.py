@@ -209,6 +209,8 @@ def evaluate(
     cache_dir: Annotated[Path | None, typer.Option(help="Index and embedding cache (default: HOME/eval-cache)")] = None,
     depth: Annotated[int, typer.Option(min=10, max=200, help="Chunks retrieved per query.")] = 30,
     seed: Annotated[int, typer.Option(help="Seed of sampling, bootstrap and permutation tests.")] = 13,
+    heldout: Annotated[bool, typer.Option(
+        "--heldout", help="Only the questions that reranker training held out (its validation part).")] = False,
 ) -> None:
     """Score retrieval configurations on a dataset and write a report folder (table, JSON, plots)."""
     from eval.answer_eval import AnswerSetupError
@@ -224,9 +226,16 @@ def evaluate(
     try:
         data = EvalDataset(dataset, split, settings.max_file_mb)
         configs = resolve_configs(config, settings)
+        only = None
+        if heldout:
+            from eval.reranker_data import heldout_query_ids
+
+            only = heldout_query_ids(dataset)
+            if not only:
+                _fail(f"{data.name} is not a reranker training source: it has no held-out questions")
         runner = EvalRun(settings, cache_dir, depth=depth, seed=seed, progress=sys.stderr.isatty())
         result = runner.run(data, configs, query_limit=limit, answers=answers, answers_limit=answers_limit,
-                            answerer=answerer)  # type: ignore[arg-type]
+                            answerer=answerer, only=only)  # type: ignore[arg-type]
     except (DatasetError, ConfigError, StoreError, AnswerSetupError) as exc:
         _fail(str(exc))
     folder = write_report(result, out or Path("eval/reports") / f"{data.name}-{data.split}")
@@ -353,6 +362,41 @@ def jobs(limit: Annotated[int, typer.Option(min=1, max=10_000, help="Latest jobs
         typer.echo(f"{job.id:>6}  {job.status:9}  {job.file_name}" + (f": {detail}" if detail else ""))
     counts = ", ".join(f"{n} {status}" for status, n in sorted(board.counts().items()))
     typer.echo(f"total: {counts or 'none'}")
+
+
+@app.command("train-reranker")
+def train_reranker(
+    sources: Annotated[str, typer.Option(help="Comma-separated: tatqa_dev, docugami_sec10q, h2o_hr_policy, sample.")]
+    = "tatqa_dev,docugami_sec10q,h2o_hr_policy,sample",
+    out: Annotated[Path, typer.Option(help="Folder the trained model is written to.")] = Path("models/reranker"),
+    epochs: Annotated[float, typer.Option(min=0.01)] = 2.0,
+    max_length: Annotated[int, typer.Option(min=32, max=512, help="Query + passage tokens per pair.")] = 256,
+    limit: Annotated[int | None, typer.Option(min=1, help="Questions per source (quick runs).")] = None,
+    shared: Annotated[Path, typer.Option(help="Folder of the evaluation datasets.")] = Path("../shared/datasets"),
+) -> None:
+    """Mine (query, positive, hard negatives) lists with the product's retrieval and train the cross-encoder."""
+    from eval.reranker_data import RerankerDataMiner, write_lists
+    from eval.train_reranker import RerankerTrainer
+
+    settings = get_settings()
+    cache = settings.home / "reranker-train"
+    try:
+        lists = RerankerDataMiner(settings, cache, shared=shared, limit=limit).run(
+            [s.strip() for s in sources.split(",") if s.strip()]
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    write_lists(lists, cache / "lists.jsonl")
+    training = sum(i.split == "train" for i in lists)
+    typer.echo(f"mined {len(lists)} lists ({training} for training) -> {cache}/lists.jsonl")
+    try:
+        report = RerankerTrainer(settings, max_length=max_length, epochs=epochs).run(lists, out)
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(f"trained in {report['training']['seconds'] / 60:.1f} min -> {out}")
+    for src, v in report["validation"].items():
+        typer.echo(f"  {src}: MRR {v['untrained']['mrr']:.3f} -> {v['trained']['mrr']:.3f} "
+                   f"({v['trained']['lists']} held-out lists)")
 
 
 feedback_app = typer.Typer(no_args_is_help=True, help="Ratings given to chat answers.")

@@ -168,13 +168,15 @@ def _export(source: Path, target: Path, head: Head) -> list[str]:
 
     tokenizer = AutoTokenizer.from_pretrained(source)
     if head == "encoder":
-        model = AutoModel.from_pretrained(source)
+        model = AutoModel.from_pretrained(source, dtype=torch.float32)
         output = "last_hidden_state"
     else:
         # One relevance score per pair, as CrossEncoder(num_labels=1) reads it. A checkpoint without a trained
         # head gets a seeded random one, so the cached copy is reproducible.
         torch.manual_seed(0)
-        model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=1, ignore_mismatched_sizes=True)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source, num_labels=1, ignore_mismatched_sizes=True, dtype=torch.float32
+        )
         output = "logits"
     model.eval()
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tokenizer.model_input_names]

@@ -140,8 +140,10 @@ class EvalRun:
         self.warmup = warmup
         self.progress = progress
 
-    def sample_queries(self, dataset: EvalDataset, limit: int | None) -> dict[str, str]:
+    def sample_queries(self, dataset: EvalDataset, limit: int | None, only: set[str] | None = None) -> dict[str, str]:
         queries = dataset.queries()
+        if only is not None:
+            queries = {qid: text for qid, text in queries.items() if qid in only}
         if limit is not None and len(queries) > limit:
             ids = sorted(queries)
             picked = np.random.default_rng(self.seed).choice(len(ids), size=limit, replace=False)
@@ -156,11 +158,14 @@ class EvalRun:
         answers: bool = False,
         answers_limit: int | None = 200,
         answerer: AnswererKind = "auto",
+        only: set[str] | None = None,
     ) -> EvalResult:
+        """`only`: restrict to these query ids (e.g. the questions reranker training held out)."""
         started = time.perf_counter()
         if answers and answerer == "chat" and not chat_available():  # before hours of retrieval, not after
             raise AnswerSetupError("the chat pipeline (app/chat.py) is not available: use --answerer extractive")
-        queries = self.sample_queries(dataset, query_limit)
+        queries = self.sample_queries(dataset, query_limit, only)
+        split = dataset.split if only is None else f"{dataset.split}, held-out part"
         qrels = {qid: gold for qid, gold in dataset.qrels().items() if qid in queries}
         product = [c for c in configs if not c.is_peer]
         info = {
@@ -170,7 +175,7 @@ class EvalRun:
             "settings": self.settings.model_dump(mode="json", exclude={"qdrant_api_key"}),
             **_environment(),
         }
-        result = EvalResult(dataset.name, dataset.split, len(queries), self.settings.embedder, {}, DEFAULT_CONFIG, info)
+        result = EvalResult(dataset.name, split, len(queries), self.settings.embedder, {}, DEFAULT_CONFIG, info)
         indexes: DatasetIndexes | None = None
         bar = tqdm(total=len(configs) * len(queries), desc="eval", unit="q", disable=not self.progress)
         try:
