@@ -187,10 +187,16 @@ class JobBoard:
         return self._advance(claim, WORKING, status=QUEUED, reason=f"retrying after: {reason}", worker="")
 
     # --- the index writer's side -----------------------------------------------------------------
-    def is_spooled(self, job_id: int, attempt: int) -> bool:
+    def spool_state(self, job_id: int, attempt: int) -> str:
+        """What the writer does with this attempt's spool entry: 'apply' it, 'wait' (its worker has written
+        the entry but not yet marked the job spooled), or 'drop' it (the job was retried or failed meanwhile)."""
         with self.db.session() as session:
             job = session.get(IngestJob, job_id)
-            return job is not None and job.status == SPOOLED and job.attempts == attempt
+            if job is None or job.attempts != attempt:
+                return "drop"
+            if job.status == SPOOLED:
+                return "apply"
+            return "wait" if job.status in WORKING else "drop"
 
     def written(self, job_id: int, attempt: int, outcome: str, chunks: int) -> bool:
         claim = Claim(job_id, attempt, Path(), "", {})

@@ -90,7 +90,10 @@ class IndexWriter:
         applied = 0
         for path in self.spool.paths():
             job_id, attempt = self.spool.job_of(path)
-            if not self.board.is_spooled(job_id, attempt):
+            state = self.board.spool_state(job_id, attempt)
+            if state == "wait":
+                continue  # written a moment ago; its worker marks the job spooled next (or dies and is reaped)
+            if state == "drop":
                 path.unlink(missing_ok=True)  # the job was retried or failed meanwhile
                 continue
             try:

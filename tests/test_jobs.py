@@ -217,3 +217,40 @@ def test_redis_queue_and_server_index_retry_a_failed_write(tmp_path: Path, redis
     hr = {h.payload["file_name"] for h in retriever.run("Ada Lovelace office", groups=["all", "hr"], top_k=10).hits}
     assert "staff.csv" not in employee and "staff.csv" in hr
     assert store.count(VISIBLE) == store.count() == jobs[restricted].chunks + jobs[public].chunks
+
+
+def test_the_writer_waits_for_an_entry_whose_job_is_not_yet_marked_spooled(tmp_path: Path, corpus: Path,
+                                                                             fast_embedder) -> None:
+    """A worker writes its spool entry, then marks the job spooled: a writer looking in between must keep the
+    entry (dropping it left jobs `spooled` forever in the load check), and drop it only for a stale attempt."""
+    from ingest.pipeline import IngestPipeline
+    from jobs.spool import RecordingStore, Spool, SpoolEntry, version_of
+    from jobs.writer import IndexWriter
+
+    settings = make_settings(tmp_path / "home")
+    board = JobBoard(ChatDatabase.from_settings(settings), lease_s=30, max_attempts=3)
+    recorder = RecordingStore()
+    pipeline = IngestPipeline(settings, store=recorder, embedder=fast_embedder, progress=False)
+    spool = Spool(settings.home / "spool")
+    job_id = board.create(corpus / "leave.md", {"groups": ["all"]}, "ada")
+    claim = board.claim(job_id, "w1")
+    [result] = pipeline.run([corpus / "leave.md"], metadata=claim.meta, prune=False).results
+    ops = recorder.take()
+    doc_id, version = version_of(ops)
+    entry = spool.put(SpoolEntry(job_id, claim.attempt, doc_id, version, result.chunks, recorder.dim,
+                                 recorder.embedder, ops))
+    store = EdgeStore(settings)
+    try:
+        writer = IndexWriter(store, board, spool)
+        assert writer.apply_pending() == 0 and entry.exists()  # not marked yet: kept
+        assert board.spooled(claim, result.chunks)
+        assert writer.apply_pending() == 1 and not entry.exists()
+        job = board.get(job_id)
+        assert (job.status, job.outcome, job.chunks) == (INDEXED, "added", result.chunks)
+        assert store.count(doc_filter(doc_id, committed=1)) == result.chunks
+        # An entry of an attempt that was reaped and retried is dropped, not applied.
+        stale = spool.put(SpoolEntry(job_id, claim.attempt - 1 or 99, doc_id, version, 0, recorder.dim,
+                                     recorder.embedder, ops))
+        assert writer.apply_pending() == 0 and not stale.exists()
+    finally:
+        store.close()
