@@ -84,6 +84,7 @@ def _directory(path: str, mtime: float, default_groups: tuple[str, ...]) -> tupl
 
 
 _AUTH = "erag_authenticator"
+_SET_COOKIE = "erag_set_cookie"
 
 
 def _forget_user(_details: object = None) -> None:
@@ -117,6 +118,7 @@ def sign_in(settings: Settings) -> User:
             st.error("Wrong user name or password.")
         if not st.session_state.get("authentication_status"):
             st.stop()
+        st.session_state[_SET_COOKIE] = True
         st.rerun()  # signed in just now: draw the pages without the form
     try:
         user = directory.get(str(st.session_state.get("username")))
@@ -126,6 +128,10 @@ def sign_in(settings: Settings) -> User:
         st.stop()
     st.session_state[SESSION_USER] = user
     st.session_state[_AUTH] = auth
+    if st.session_state.pop(_SET_COOKIE, False):
+        # Set on the first full page after signing in: set at the sign-in itself, the rerun that removes the
+        # form would remove the cookie component before the browser ran it, and every reload would ask again.
+        auth.cookie_controller.set_cookie()
     return user
 
 

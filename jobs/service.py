@@ -61,7 +61,7 @@ class WorkerSupervisor:
                 cmd = [sys.executable, "-m", "erag.cli", "worker", "--parent-pid", str(os.getpid())]
                 # Workers beside the app share its cores: split the inference threads between them.
                 threads = max(1, self.settings.torch_threads // max(self.count, 1))
-                env = {**os.environ, **_settings_env(self.settings), "ERAG_TORCH_THREADS": str(threads)}
+                env = {**os.environ, **settings_env(self.settings), "ERAG_TORCH_THREADS": str(threads)}
                 self.procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                                    env=env))
                 out.close()
@@ -85,7 +85,7 @@ class WorkerSupervisor:
             self.procs.clear()
 
 
-def _settings_env(settings: Settings) -> dict[str, str]:
+def settings_env(settings: Settings) -> dict[str, str]:
     """The settings this process runs with, as ERAG_ variables, so a worker started by it agrees with it."""
     data = settings.model_dump(mode="json", exclude_none=True)
     out = {}

@@ -26,7 +26,7 @@ from index.filters import Filter, Match, doc_filter
 from index.server_store import ServerStore
 from jobs.board import BLOCKED, FAILED, INDEXED, QUEUED, Claim, JobBoard
 from jobs.queue import JobQueue
-from jobs.service import IngestionService, _settings_env
+from jobs.service import IngestionService, settings_env
 from jobs.worker import IngestWorker
 from jobs.writer import WriterLock
 from retrieval.pipeline import Retriever
@@ -77,7 +77,7 @@ def test_board_orders_jobs_per_document_and_reaps_dead_workers(tmp_path: Path) -
 
 
 def _start_worker(settings: Settings, log: Path) -> subprocess.Popen:
-    env = {**os.environ, **_settings_env(settings), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, **settings_env(settings), "HF_HUB_OFFLINE": "1"}
     return subprocess.Popen([sys.executable, "-m", "erag.cli", "worker"], cwd=REPO, env=env,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
