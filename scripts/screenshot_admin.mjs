@@ -6,7 +6,7 @@
 //
 // Signs in as the demo admin, opens the admin page, drops FILEs on the uploader, submits, waits until
 // some files are past "queued" while others are still in the works, and saves the page.
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,7 +17,8 @@ const { chromium } = createRequire(join(process.env.PLAYWRIGHT_PREFIX ?? process
 
 const [url, ...rest] = process.argv.slice(2);
 const out = rest.length && rest[rest.length - 1].endsWith(".png") ? rest.pop() : "docs/admin_page.png";
-const browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "erag-chromium-")), {
+const profile = mkdtempSync(join(tmpdir(), "erag-chromium-"));  // a fresh profile, removed at the end
+const browser = await chromium.launchPersistentContext(profile, {
   executablePath: "/usr/bin/chromium",
   headless: true,
   viewport: { width: 1400, height: 1500 },
@@ -45,3 +46,4 @@ await page.waitForTimeout(2500);
 await page.screenshot({ path: out, fullPage: true });
 console.log(`saved ${out}`);
 await browser.close();
+rmSync(profile, { recursive: true, force: true });
