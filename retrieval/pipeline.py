@@ -28,6 +28,7 @@ from retrieval.searcher import HybridSearcher, QueryError, clean_query
 
 _KNOWN_FIELDS = ("department", "title", "file_name", "people", "orgs", "places", "years")
 _KNOWN_TTL_S = 60.0  # documents come and go while the app runs; refresh the vocabulary now and then
+_MAX_ANALYZERS = 64  # distinct group sets cached; a deployment has a handful
 
 
 @dataclass
@@ -74,18 +75,24 @@ class Retriever:
                 settings.torch_threads, settings.rerank_max_tokens, settings.rerank_precision,
             )
         self.reranker = reranker
-        self._analyzer: QueryAnalyzer | None = None
-        self._analyzer_at = 0.0
+        self._analyzers: dict[tuple[str, ...] | None, tuple[QueryAnalyzer, float]] = {}
 
-    @property
-    def analyzer(self) -> QueryAnalyzer:
-        if self._analyzer is None or time.monotonic() - self._analyzer_at > _KNOWN_TTL_S:
+    def analyzer(self, groups: list[str] | None = None) -> QueryAnalyzer:
+        """The analyzer for a user in `groups`: it knows only the titles, file names and entities of documents
+        that user may read, so nothing it reports (a restricting filter, a note) names a document they may not."""
+        key = tuple(sorted(groups)) if groups is not None else None
+        cached = self._analyzers.get(key)
+        if cached is None or time.monotonic() - cached[1] > _KNOWN_TTL_S:
             visible = Filter(must=[Match("committed", 1)])
-            known = {key: set(self.store.facet(key, visible, limit=10_000)) for key in _KNOWN_FIELDS}
+            if groups is not None:
+                visible = visible & Filter(must=[Match("groups", list(groups))])
+            known = {field: set(self.store.facet(field, visible, limit=10_000)) for field in _KNOWN_FIELDS}
             nlp = load_spacy(self.settings.spacy_model, tuple(self.settings.departments))
-            self._analyzer = QueryAnalyzer(nlp, known)
-            self._analyzer_at = time.monotonic()
-        return self._analyzer
+            if len(self._analyzers) >= _MAX_ANALYZERS:
+                self._analyzers.clear()
+            cached = (QueryAnalyzer(nlp, known), time.monotonic())
+            self._analyzers[key] = cached
+        return cached[0]
 
     def run(
         self,
@@ -108,7 +115,7 @@ class Retriever:
         base = filters or Filter()
         if groups is not None:
             base = base & Filter(must=[Match("groups", list(groups))])
-        analysis = self.analyzer.run(text) if s.query_filters != "off" else QueryAnalysis(text)
+        analysis = self.analyzer(groups).run(text) if s.query_filters != "off" else QueryAnalysis(text)
         result = RetrievalResult(query=text, hits=[], analysis=analysis)
         boosts = list(analysis.boost)
         flt = base

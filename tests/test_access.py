@@ -105,6 +105,9 @@ def test_search_never_returns_restricted_chunks(chat: ChatPipeline, server_retri
             for kind, mode in MODES:
                 result = retriever.run(query, top_k=20, groups=list(user.groups), retriever=kind, mode=mode)
                 assert_clean(result.hits, user, f"{backend} {kind}/{mode} {query!r}")
+                # Query understanding only knows the user's documents: no filter or note names the file.
+                said = " ".join(result.filters + result.notes)
+                assert "salaries" not in said, f"{backend} {query!r}: {said}"
 
 
 @pytest.mark.parametrize("role", sorted(USERS))
