@@ -66,7 +66,8 @@ def test_training_command_runs_end_to_end_on_a_tiny_dataset(tmp_path: Path) -> N
     from safetensors import safe_open
 
     with safe_open(str(weights), "pt") as fh:
-        assert {str(fh.get_slice(k).get_dtype()) for k in fh.keys()} <= {"F16", "I64"}
+        names = list(fh.keys())
+        assert {str(fh.get_slice(k).get_dtype()) for k in names} <= {"F16", "I64"}
     # A re-run asks the LLM for nothing new: its questions come from the cache.
     cached = (tmp_path / "home" / "reranker-train" / "synthetic_queries.jsonl").read_text().splitlines()
     assert len(cached) == 12
