@@ -20,6 +20,8 @@ from erag.settings import Settings
 from index.filters import Filter, Match
 
 ALL = "All"
+PENDING = "pending_question"  # (question, conversation id) asked but not yet answered
+ANSWERED = "answered_conversation"  # the conversation an answer was just stored in
 
 
 _opened: list[ChatPipeline] = []
@@ -129,6 +131,7 @@ def ask(chat: ChatPipeline, question: str, user, conversation_id: str | None, fi
         try:
             events = chat.run(question, user, conversation_id, filters)
         except ChatInputError as exc:
+            st.session_state.pop(PENDING, None)
             st.warning(str(exc).capitalize())
             return
         searched = st.empty()
@@ -153,11 +156,12 @@ def ask(chat: ChatPipeline, question: str, user, conversation_id: str | None, fi
 
         with st.spinner("Reading the sources..."):
             st.write_stream(pieces())
+        st.session_state.pop(PENDING, None)
         if problem:
             st.warning(problem[0])
             return
     if final:
-        st.query_params["c"] = final[0].conversation_id
+        st.query_params["c"] = st.session_state[ANSWERED] = final[0].conversation_id
         st.rerun()
 
 
@@ -170,10 +174,15 @@ def main() -> None:
     except Exception as exc:  # no index yet, or held by another process: say so instead of a stack trace
         st.error(f"The document index cannot be opened: {exc}")
         st.stop()
-    conversation_id = st.query_params.get("c")
+    # A rerun the browser requests before it has applied the new "?c=" (the sign-in cookie's component reports
+    # back a moment after the first page) carries the old URL; the conversation just answered must not vanish.
+    answered = st.session_state.pop(ANSWERED, None)
+    conversation_id = st.query_params.get("c") or answered
     if conversation_id and not chat.memory.owns(user.username, conversation_id):
         st.query_params.pop("c", None)
         conversation_id = None
+    elif conversation_id and st.query_params.get("c") != conversation_id:
+        st.query_params["c"] = conversation_id  # so a reload opens it
     filters = sidebar(chat, user.username, f"{user.name} ({', '.join(user.groups)})", chat.facets(user))
 
     st.title("Ask the company documents")
@@ -184,5 +193,15 @@ def main() -> None:
         st.caption("Answers come only from the documents you may read, with numbered citations you can open.")
     question = st.chat_input("Ask about policies, handbooks, reports...")
     if question is not None:
-        ask(chat, question, user, conversation_id, filters)
+        # Kept until answered: a rerun that Streamlit starts mid-answer (the sign-in cookie's component reports
+        # back a moment after the first page, a click elsewhere) stops this run, and the chat input's value
+        # lives for one run only, so without this the question would vanish unanswered.
+        st.session_state[PENDING] = (question, conversation_id)
+    pending = st.session_state.get(PENDING)
+    if pending is not None:
+        try:
+            ask(chat, pending[0], user, pending[1], filters)
+        except Exception:
+            st.session_state.pop(PENDING, None)  # a question that fails is not asked again on every rerun
+            raise
 

@@ -78,7 +78,8 @@ class ConversationMemory:
         with self.db.session() as session:
             rows = session.execute(
                 select(Conversation.id, Conversation.title)
-                .where(Conversation.username == username)
+                # A run stopped before its first answer (a rerun mid-answer) leaves a conversation with no turns.
+                .where(Conversation.username == username, Conversation.turns.any())
                 .order_by(Conversation.updated_at.desc())
                 .limit(limit)
             ).all()

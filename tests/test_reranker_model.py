@@ -43,7 +43,7 @@ def test_shipped_reranker_loads_offline_and_separates_unseen_pairs(precision: st
     provenance = json.loads((SHIPPED / "training_data.json").read_text())
     assert "Validation" in card and provenance["sources"]
     assert sum(f.stat().st_size for f in SHIPPED.rglob("*") if f.is_file()) < 50 * 2**20
-    reranker = Reranker.from_name(str(SHIPPED), tmp_path / "cache", precision=precision)
+    reranker = Reranker.from_name("erag-reranker", tmp_path / "cache", precision=precision)  # found by name
     pairs = [(q, p) for q, good, bad in UNSEEN for p in (good, bad)]
     scores = np.asarray(reranker.model.predict(pairs, batch_size=8)).reshape(-1, 2)
     assert (scores[:, 0] > scores[:, 1]).all(), scores
