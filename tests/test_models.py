@@ -43,3 +43,14 @@ def test_fast_embedder_and_spacy_come_from_their_packages(tmp_path: Path) -> Non
 def test_other_names_and_paths_pass_through(tmp_path: Path) -> None:
     assert models.resolve_model_path("intfloat/e5-small-v2", tmp_path) == "intfloat/e5-small-v2"
     assert models.resolve_model_path(str(tmp_path), tmp_path) == str(tmp_path)
+
+
+def test_project_reranker_is_found_by_name_from_any_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # not the repository: the name must not depend on the working directory
+    if (models.SHIPPED_RERANKER / "model.safetensors").is_file():
+        assert models.resolve_model_path("erag-reranker", tmp_path) == str(models.SHIPPED_RERANKER)
+    else:
+        with pytest.raises(models.ModelNotAvailable, match="erag train-reranker"):
+            models.resolve_model_path("erag-reranker", tmp_path)
+    # Another folder named like a model is passed through untouched, for any CrossEncoder path.
+    assert models.resolve_model_path("models/reranker", tmp_path) == "models/reranker"
