@@ -85,11 +85,18 @@ def make_list(qid: str, source: str, split: str, query: str, hits: list[Hit],
               judge: Callable[[Hit], bool | None]) -> RankList | None:
     """The best-ranked positive and the best-ranked negatives among `hits`; `judge` says True (answers),
     False (does not) or None (unsure: left out). None when no positive or no negative was retrieved."""
-    positive = next((h for h in hits if judge(h) is True), None)
-    negatives = [h.text for h in hits if judge(h) is False][:NEGATIVES]
+    verdicts = [(h, judge(h)) for h in hits]
+    positive = next((h for h, verdict in verdicts if verdict is True), None)
+    negatives = [h.text for h, verdict in verdicts if verdict is False][:NEGATIVES]
     if positive is None or not negatives:
         return None
     return RankList(qid, source, split, query, positive.text, negatives)
+
+
+def read_questions(root: Path) -> list[dict]:
+    """The rows of a dataset's `questions.jsonl`, every field kept (mining needs gold ids and contexts)."""
+    with (Path(root) / "questions.jsonl").open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
 
 
 def write_lists(lists: Iterable[RankList], path: Path) -> None:
@@ -134,7 +141,7 @@ class RerankerDataMiner:
             for line in fh:
                 row = json.loads(line)
                 context[row["_id"]] = row.get("context_id", row["_id"])
-        questions = [json.loads(line) for line in (root / "questions.jsonl").open(encoding="utf-8")]
+        questions = read_questions(root)
 
         def lists(retriever) -> Iterable[RankList]:
             for q in self._take(questions, "tatqa_dev"):
@@ -159,7 +166,7 @@ class RerankerDataMiner:
 
     def _mine_docugami_sec10q(self) -> list[RankList]:
         root = self.shared / "docugami_sec10q"
-        questions = [json.loads(line) for line in (root / "questions.jsonl").open(encoding="utf-8")]
+        questions = read_questions(root)
 
         def lists(retriever) -> Iterable[RankList]:
             for q in self._take(questions, "docugami_sec10q"):
@@ -184,7 +191,7 @@ class RerankerDataMiner:
 
     def _mine_h2o_hr_policy(self) -> list[RankList]:
         root = self.shared / "h2o_hr_policy"
-        questions = [json.loads(line) for line in (root / "questions.jsonl").open(encoding="utf-8")]
+        questions = read_questions(root)
 
         def lists(retriever) -> Iterable[RankList]:
             for q in self._take(questions, "h2o_hr_policy"):
@@ -286,14 +293,7 @@ def _doc_name(doc_id: str) -> str:
 def heldout_query_ids(dataset_root: Path) -> set[str]:
     """Ids of the questions of a dataset that reranker training held out (empty for a source never trained on)."""
     root = Path(dataset_root)
-    path = root / "questions.jsonl"
-    if root.name not in SOURCES or not path.is_file():
+    if root.name not in SOURCES or not (root / "questions.jsonl").is_file():
         return set()
-    held = set()
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                row = json.loads(line)
-                if split_of(str(row.get("context_id") or row["_id"])) == "val":
-                    held.add(str(row["_id"]))
-    return held
+    return {str(row["_id"]) for row in read_questions(root)
+            if split_of(str(row.get("context_id") or row["_id"])) == "val"}

@@ -56,12 +56,12 @@ class WorkerSupervisor:
             started = 0
             logs = self.settings.home / "logs"
             logs.mkdir(parents=True, exist_ok=True)
+            # Workers beside the app share its cores: split the inference threads between them.
+            threads = max(1, self.settings.torch_threads // max(self.count, 1))
+            env = {**os.environ, **settings_env(self.settings), "ERAG_TORCH_THREADS": str(threads)}
+            cmd = [sys.executable, "-m", "erag.cli", "worker", "--parent-pid", str(os.getpid())]
             while len(self.procs) < self.count:
                 out = (logs / f"worker-{len(self.procs) + 1}.log").open("ab")
-                cmd = [sys.executable, "-m", "erag.cli", "worker", "--parent-pid", str(os.getpid())]
-                # Workers beside the app share its cores: split the inference threads between them.
-                threads = max(1, self.settings.torch_threads // max(self.count, 1))
-                env = {**os.environ, **settings_env(self.settings), "ERAG_TORCH_THREADS": str(threads)}
                 self.procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                                    env=env))
                 out.close()
