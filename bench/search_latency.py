@@ -4,7 +4,8 @@ Run: `.venv/bin/python bench/search_latency.py [--chunks 100000] [--queries 100]
 
 The chunks are synthetic (random unit vectors, Zipf-distributed words for BM25): timing depends on the
 index size and layout, not on the meaning of the text. The query embedder (all-mpnet-base-v2) and the
-cross-encoder (packaged MiniLM weights with a fresh head) are the real models.
+cross-encoder (packaged MiniLM weights with a fresh head, or the first N layers of them with
+`--rerank-layers N`) are the real models.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def main() -> None:
     parser.add_argument("--modes", default="binary_rescore,binary_f8,float32")
     parser.add_argument("--reranker", default="all-MiniLM-L6-v2", help="CrossEncoder name or path")
     parser.add_argument("--rerank-tokens", type=int, default=256)
+    parser.add_argument("--rerank-layers", type=int, default=None,
+                        help="time a student that keeps the first N layers of --reranker (built in a temp folder)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as home:
@@ -89,18 +92,34 @@ def main() -> None:
 
         rng = np.random.default_rng(1)
         queries = [" ".join(vocab[int(i) % len(vocab)] for i in rng.zipf(1.3, size=8)) for _ in range(args.queries)]
+        reranker_name = args.reranker
+        if args.rerank_layers:
+            reranker_name = str(Path(home) / f"reranker-l{args.rerank_layers}")
+            student(args.reranker, settings.model_cache, args.rerank_layers, reranker_name)
         for precision in args.precisions.split(","):
             embedder = Embedder.from_settings(settings.model_copy(update={"embed_precision": precision}))
             reranker = Reranker.from_name(
-                args.reranker, settings.model_cache, top_n=30, max_tokens=args.rerank_tokens, precision=precision
+                reranker_name, settings.model_cache, top_n=30, max_tokens=args.rerank_tokens, precision=precision
             )
             retriever = Retriever(settings, store=store, embedder=embedder, reranker=reranker)
             retriever.run(queries[0], rerank=True)  # warm-up
             print(f"\n{precision} inference; p50/p95 ms over {args.queries} queries, 2 CPU threads, "
-                  f"rerank pairs cut to {args.rerank_tokens} tokens")
+                  f"rerank pairs cut to {args.rerank_tokens} tokens, cross-encoder {args.reranker}"
+                  + (f" cut to {args.rerank_layers} layers" if args.rerank_layers else ""))
             print("| stage | p50 | p95 |\n|---|---|---|")
             run_queries(retriever, embedder, reranker, queries, args.modes.split(","))
         store.close()
+
+
+def student(name: str, cache: Path, layers: int, out: str) -> None:
+    """Save the first `layers` layers of a cross-encoder: timing depends on the depth, not on the weights."""
+    from sentence_transformers import CrossEncoder
+
+    from erag.models import resolve_model_path
+    from eval.train_reranker import keep_layers
+
+    model = CrossEncoder(resolve_model_path(name, cache), num_labels=1, device="cpu")
+    keep_layers(model, layers).save(out)
 
 
 def run_queries(retriever: Retriever, embedder: Embedder, reranker: Reranker, queries: list[str],

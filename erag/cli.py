@@ -372,6 +372,9 @@ def train_reranker(
     epochs: Annotated[float, typer.Option(min=0.01)] = 2.0,
     max_length: Annotated[int, typer.Option(min=32, max=512, help="Query + passage tokens per pair.")] = 256,
     limit: Annotated[int | None, typer.Option(min=1, help="Questions per source (quick runs).")] = None,
+    layers: Annotated[int | None, typer.Option(min=1, max=6, help="Keep the first N transformer layers (faster "
+                                               "reranking; default all six).")] = None,
+    learning_rate: Annotated[float, typer.Option(min=1e-7, max=1e-2)] = 3e-5,
     shared: Annotated[Path, typer.Option(help="Folder of the evaluation datasets.")] = Path("../shared/datasets"),
 ) -> None:
     """Mine (query, positive, hard negatives) lists with the product's retrieval and train the cross-encoder."""
@@ -390,7 +393,8 @@ def train_reranker(
     training = sum(i.split == "train" for i in lists)
     typer.echo(f"mined {len(lists)} lists ({training} for training) -> {cache}/lists.jsonl")
     try:
-        report = RerankerTrainer(settings, max_length=max_length, epochs=epochs).run(lists, out)
+        report = RerankerTrainer(settings, max_length=max_length, epochs=epochs, layers=layers,
+                                 learning_rate=learning_rate).run(lists, out)
     except ValueError as exc:
         _fail(str(exc))
     typer.echo(f"trained in {report['training']['seconds'] / 60:.1f} min -> {out}")

@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     rerank_batch_size: int = Field(16, ge=1)
     rerank_max_tokens: int = Field(256, ge=32, le=512, description="Query + passage tokens the cross-encoder reads.")
     rerank_precision: Precision = Field("int8", description="Cross-encoder inference: int8 (ONNX Runtime) or float32.")
+    rerank_fused_weight: float = Field(
+        0.0, ge=0.0, description="Weight of the first-pass rank beside the cross-encoder's in the final order "
+        "(RRF of the two ranks with rrf_k); 0 = the cross-encoder's order alone.",
+    )
 
     # --- chat (app/) ---------------------------------------------------------------------
     llm_model: str = Field(

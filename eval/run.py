@@ -108,11 +108,15 @@ def break_ties(hits: list[Hit]) -> list[Hit]:
 
     RRF gives equal scores to many pairs of ranks and 1-bit codes to many vectors, and the engine orders
     such ties differently in each process; by id, every run scores the same ranking. The score that
-    ranks is the rerank score where there is one (the fused score stays on the hit beside it)."""
+    ranks is the blend of rerank and fused ranks, else the rerank score, where there is one (the fused score
+    stays on the hit beside it)."""
+    def ranking_score(hit: Hit) -> float:
+        return hit.scores.get("blend", hit.scores.get("rerank", hit.score))
+
     out: list[Hit] = []
     tied: list[Hit] = []
     for hit in hits:
-        if tied and hit.scores.get("rerank", hit.score) != tied[-1].scores.get("rerank", tied[-1].score):
+        if tied and ranking_score(hit) != ranking_score(tied[-1]):
             out += sorted(tied, key=lambda h: h.id)
             tied = []
         tied.append(hit)

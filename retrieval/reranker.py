@@ -18,17 +18,21 @@ from erag.schema import Hit
 class Reranker:
     """Score (query, chunk) pairs with a sentence-transformers CrossEncoder and reorder by that score."""
 
-    def __init__(self, model, top_n: int = 30, batch_size: int = 16) -> None:
+    def __init__(self, model, top_n: int = 30, batch_size: int = 16, fused_weight: float = 0.0, k: int = 60) -> None:
         if top_n < 1 or batch_size < 1:
             raise ValueError(f"top_n and batch_size must be >= 1, got {top_n} and {batch_size}")
+        if fused_weight < 0 or k < 1:
+            raise ValueError(f"fused_weight must be >= 0 and k >= 1, got {fused_weight} and {k}")
         self.model = model
         self.top_n = top_n
         self.batch_size = batch_size
+        self.fused_weight = fused_weight
+        self.k = k
 
     @classmethod
     def from_name(
         cls, name: str, cache, top_n: int = 30, batch_size: int = 16, threads: int = 2, max_tokens: int = 256,
-        precision: str = "float32",
+        precision: str = "float32", fused_weight: float = 0.0, k: int = 60,
     ) -> Reranker:
         """Load any CrossEncoder-compatible model by name or path (packaged names resolve offline).
 
@@ -46,7 +50,7 @@ class Reranker:
                 raise ValueError(f"int8 reranking needs a local model folder, got '{name}' (ERAG_RERANK_PRECISION="
                                  "float32 runs any CrossEncoder name)")
             model = OnnxCrossEncoder.load(source, cache, threads, max_tokens, log=lambda m: print(m, file=sys.stderr))
-            return cls(model, top_n, batch_size)
+            return cls(model, top_n, batch_size, fused_weight, k)
         import torch
         from sentence_transformers import CrossEncoder
 
@@ -54,10 +58,11 @@ class Reranker:
         # num_labels=1: one relevance score per pair, also when the weights carry no classifier head.
         # max_length bounds the cost: pairs are cut to the chunk size the index was built with, not 512.
         model = CrossEncoder(resolve_model_path(name, cache), num_labels=1, device="cpu", max_length=max_tokens)
-        return cls(model, top_n, batch_size)
+        return cls(model, top_n, batch_size, fused_weight, k)
 
     def run(self, query: str, hits: list[Hit]) -> list[Hit]:
-        """The top `top_n` hits reordered by cross-encoder score; the rest follow in their fused order."""
+        """The top `top_n` hits reordered by cross-encoder score (or by its rank fused with the first-pass
+        rank when `fused_weight` > 0); the rest follow in their fused order."""
         head, tail = hits[: self.top_n], hits[self.top_n :]
         if not head:
             return hits
@@ -67,5 +72,14 @@ class Reranker:
         reranked = []
         for hit, score in zip(head, scores, strict=True):
             reranked.append(replace(hit, scores={**hit.scores, "rerank": float(score)}))
-        reranked.sort(key=lambda h: h.scores["rerank"], reverse=True)
-        return reranked + tail
+        by_score = sorted(range(len(reranked)), key=lambda i: reranked[i].scores["rerank"], reverse=True)
+        if self.fused_weight:
+            # Ranks, not scores: the cross-encoder's sigmoid and the engine's RRF sums live on unrelated scales.
+            # Keeping the first-pass rank in the vote stops a reranker that is unsure (small, trained on little
+            # data) from pushing a passage that both retrievers agreed on out of the top.
+            blended = {i: 1 / (self.k + r + 1) for r, i in enumerate(by_score)}
+            for i in range(len(reranked)):
+                blended[i] += self.fused_weight / (self.k + i + 1)
+                reranked[i].scores["blend"] = blended[i]
+            by_score = sorted(blended, key=lambda i: blended[i], reverse=True)
+        return [reranked[i] for i in by_score] + tail

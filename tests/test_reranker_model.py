@@ -55,13 +55,15 @@ def test_training_command_runs_end_to_end_on_a_tiny_dataset(tmp_path: Path) -> N
     env = {**os.environ, "ERAG_HOME": str(tmp_path / "home"), "ERAG_EMBEDDER": FAST_MODEL}
     done = subprocess.run(
         [sys.executable, "-m", "erag.cli", "train-reranker", "--sources", "sample", "--limit", "12",
-         "--epochs", "1", "--max-length", "128", "--out", str(out)],
+         "--epochs", "1", "--max-length", "128", "--layers", "2", "--out", str(out)],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=900,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "mined" in done.stdout and "trained in" in done.stdout
     report = json.loads((out / "training_report.json").read_text())
     assert report["training"]["pairs"] > 0 and report["base"] == "all-MiniLM-L6-v2"
+    # A smaller student: only the first two of MiniLM's six layers are kept, saved and loaded again.
+    assert report["layers"] == 2 and json.loads((out / "config.json").read_text())["num_hidden_layers"] == 2
     weights = out / "model.safetensors"
     from safetensors import safe_open
 
@@ -73,3 +75,4 @@ def test_training_command_runs_end_to_end_on_a_tiny_dataset(tmp_path: Path) -> N
     assert len(cached) == 12
     reranker = Reranker.from_name(str(out), tmp_path / "cache", max_tokens=128)
     assert reranker.model.predict([("a question", "a passage")]).shape == (1,)
+    assert len(reranker.model.model.base_model.encoder.layer) == 2

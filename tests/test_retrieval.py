@@ -176,6 +176,23 @@ def test_reranker_loads_offline_and_reorders_by_its_scores(company: Settings, re
     assert all("rerank" in h.scores for h in result.hits)
 
 
+def test_reranker_can_keep_the_first_pass_rank_in_the_vote(company: Settings, retriever: Retriever) -> None:
+    fused = retriever.run("How do I reset my VPN token?", top_k=8).hits
+    model = Reranker.from_name("all-MiniLM-L6-v2", company.model_cache, top_n=8).model  # one fresh head for all
+    alone = Reranker(model, top_n=8).run("How do I reset my VPN token?", fused)
+    assert [h.id for h in alone] != [h.id for h in fused], "the fresh head kept the fused order: nothing to blend"
+    # An even vote is an order of the same hits, scored alike; a dominant first-pass weight gives the fused
+    # order back.
+    even = Reranker(model, top_n=8, fused_weight=1.0).run("How do I reset my VPN token?", fused)
+    assert sorted(h.id for h in even) == sorted(h.id for h in fused) and all("rerank" in h.scores for h in even)
+    blends = [h.scores["blend"] for h in even]
+    assert blends == sorted(blends, reverse=True)
+    kept = Reranker(model, top_n=8, fused_weight=1000.0).run("How do I reset my VPN token?", fused)
+    assert [h.id for h in kept] == [h.id for h in fused]
+    with pytest.raises(ValueError, match="fused_weight"):
+        Reranker(model, fused_weight=-1)
+
+
 def test_langchain_retriever_returns_documents_with_metadata(retriever: Retriever) -> None:
     from langchain_core.documents import Document
 
