@@ -177,8 +177,8 @@ class RerankerTrainer:
 def keep_layers(model, layers: int):
     """Keep the first `layers` transformer layers of a CrossEncoder (a smaller student, as MiniLM-L4 rerankers are).
 
-    Why: scoring 30 pairs costs time in proportion to depth; on 2 cores six MiniLM layers need about 0.5 s for
-    the top 30, four layers about a third less, which is what brings the whole search under half a second.
+    Why: scoring the top 30 on 2 cores takes about 515 ms p50 with six MiniLM layers, 400 with four and 310
+    with three (bench/search_latency.py): three is what keeps the whole search under half a second.
     """
     import torch
 
