@@ -399,7 +399,8 @@ def train_reranker(
         _fail(str(exc))
     typer.echo(f"trained in {report['training']['seconds'] / 60:.1f} min -> {out}")
     for src, v in report["validation"].items():
-        typer.echo(f"  {src}: MRR {v['untrained']['mrr']:.3f} -> {v['trained']['mrr']:.3f} "
+        first = f", first-pass order {v['first_pass']['mrr']:.3f}" if v.get("first_pass") else ""
+        typer.echo(f"  {src}: MRR {v['untrained']['mrr']:.3f} -> {v['trained']['mrr']:.3f}{first} "
                    f"({v['trained']['lists']} held-out lists)")
 
 

@@ -105,8 +105,12 @@ class Settings(BaseSettings):
     rerank_max_tokens: int = Field(256, ge=32, le=512, description="Query + passage tokens the cross-encoder reads.")
     rerank_precision: Precision = Field("int8", description="Cross-encoder inference: int8 (ONNX Runtime) or float32.")
     rerank_fused_weight: float = Field(
-        0.0, ge=0.0, description="Weight of the first-pass rank beside the cross-encoder's in the final order "
-        "(RRF of the two ranks with rrf_k); 0 = the cross-encoder's order alone.",
+        0.0, ge=0.0, description="Weight of the first pass beside the cross-encoder in the final order (see "
+        "rerank_fusion); 0 = the cross-encoder's order alone.",
+    )
+    rerank_fusion: Literal["rank", "score"] = Field(
+        "rank", description="How the first pass votes beside the cross-encoder: rank = RRF of the two ranks, "
+        "score = sum of z-normalised scores (first pass times rerank_fused_weight).",
     )
 
     # --- chat (app/) ---------------------------------------------------------------------

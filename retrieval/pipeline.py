@@ -73,7 +73,7 @@ class Retriever:
             reranker = Reranker.from_name(
                 settings.reranker, settings.model_cache, settings.rerank_top_n, settings.rerank_batch_size,
                 settings.torch_threads, settings.rerank_max_tokens, settings.rerank_precision,
-                settings.rerank_fused_weight, settings.rrf_k,
+                settings.rerank_fused_weight, settings.rrf_k, settings.rerank_fusion,
             )
         self.reranker = reranker
         self._analyzers: dict[tuple[str, ...] | None, tuple[QueryAnalyzer, float]] = {}

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+
 from erag.models import resolve_model_path
 from erag.schema import Hit
 
@@ -18,21 +20,27 @@ from erag.schema import Hit
 class Reranker:
     """Score (query, chunk) pairs with a sentence-transformers CrossEncoder and reorder by that score."""
 
-    def __init__(self, model, top_n: int = 30, batch_size: int = 16, fused_weight: float = 0.0, k: int = 60) -> None:
+    FUSIONS = ("rank", "score")
+
+    def __init__(self, model, top_n: int = 30, batch_size: int = 16, fused_weight: float = 0.0, k: int = 60,
+                 fusion: str = "rank") -> None:
         if top_n < 1 or batch_size < 1:
             raise ValueError(f"top_n and batch_size must be >= 1, got {top_n} and {batch_size}")
         if fused_weight < 0 or k < 1:
             raise ValueError(f"fused_weight must be >= 0 and k >= 1, got {fused_weight} and {k}")
+        if fusion not in self.FUSIONS:
+            raise ValueError(f"fusion must be one of {', '.join(self.FUSIONS)}, got '{fusion}'")
         self.model = model
         self.top_n = top_n
         self.batch_size = batch_size
         self.fused_weight = fused_weight
         self.k = k
+        self.fusion = fusion
 
     @classmethod
     def from_name(
         cls, name: str, cache, top_n: int = 30, batch_size: int = 16, threads: int = 2, max_tokens: int = 256,
-        precision: str = "float32", fused_weight: float = 0.0, k: int = 60,
+        precision: str = "float32", fused_weight: float = 0.0, k: int = 60, fusion: str = "rank",
     ) -> Reranker:
         """Load any CrossEncoder-compatible model by name or path (packaged names resolve offline).
 
@@ -50,7 +58,7 @@ class Reranker:
                 raise ValueError(f"int8 reranking needs a local model folder, got '{name}' (ERAG_RERANK_PRECISION="
                                  "float32 runs any CrossEncoder name)")
             model = OnnxCrossEncoder.load(source, cache, threads, max_tokens, log=lambda m: print(m, file=sys.stderr))
-            return cls(model, top_n, batch_size, fused_weight, k)
+            return cls(model, top_n, batch_size, fused_weight, k, fusion)
         import torch
         from sentence_transformers import CrossEncoder
 
@@ -58,7 +66,7 @@ class Reranker:
         # num_labels=1: one relevance score per pair, also when the weights carry no classifier head.
         # max_length bounds the cost: pairs are cut to the chunk size the index was built with, not 512.
         model = CrossEncoder(resolve_model_path(name, cache), num_labels=1, device="cpu", max_length=max_tokens)
-        return cls(model, top_n, batch_size, fused_weight, k)
+        return cls(model, top_n, batch_size, fused_weight, k, fusion)
 
     def run(self, query: str, hits: list[Hit]) -> list[Hit]:
         """The top `top_n` hits reordered by cross-encoder score (or by its rank fused with the first-pass
@@ -74,12 +82,30 @@ class Reranker:
             reranked.append(replace(hit, scores={**hit.scores, "rerank": float(score)}))
         by_score = sorted(range(len(reranked)), key=lambda i: reranked[i].scores["rerank"], reverse=True)
         if self.fused_weight:
-            # Ranks, not scores: the cross-encoder's sigmoid and the engine's RRF sums live on unrelated scales.
-            # Keeping the first-pass rank in the vote stops a reranker that is unsure (small, trained on little
-            # data) from pushing a passage that both retrievers agreed on out of the top.
-            blended = {i: 1 / (self.k + r + 1) for r, i in enumerate(by_score)}
-            for i in range(len(reranked)):
-                blended[i] += self.fused_weight / (self.k + i + 1)
-                reranked[i].scores["blend"] = blended[i]
-            by_score = sorted(blended, key=lambda i: blended[i], reverse=True)
+            blended = self._blend(head, np.asarray([h.scores["rerank"] for h in reranked], dtype=float), by_score)
+            for i, value in enumerate(blended):
+                reranked[i].scores["blend"] = float(value)
+            by_score = sorted(range(len(reranked)), key=lambda i: blended[i], reverse=True)
         return [reranked[i] for i in by_score] + tail
+
+    def _blend(self, head: list[Hit], rerank: np.ndarray, by_score: list[int]) -> np.ndarray:
+        """The cross-encoder's vote plus `fused_weight` times the first pass's, per candidate.
+
+        Keeping the first pass in the vote stops a reranker that is unsure (small, trained on little data)
+        from pushing a passage that both retrievers agreed on out of the top. "rank" adds reciprocal ranks
+        (RRF); "score" adds z-normalised scores, which keeps how far apart the first pass put two candidates
+        (its fused score is high when dense and BM25 agree), so it measured better than ranks with the
+        project's rerankers (docs/eval/reranker).
+        """
+        if self.fusion == "score":
+            first = np.asarray([h.score for h in head], dtype=float)
+            return _z(rerank) + self.fused_weight * _z(first)
+        ranks = np.empty(len(head))
+        ranks[by_score] = np.arange(len(head))
+        return 1 / (self.k + ranks + 1) + self.fused_weight / (self.k + np.arange(len(head)) + 1)
+
+
+def _z(values: np.ndarray) -> np.ndarray:
+    """Scores on one scale per query (the cross-encoder's sigmoid and the engine's RRF sums are unrelated)."""
+    spread = values.std()
+    return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)

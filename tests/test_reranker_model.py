@@ -76,3 +76,17 @@ def test_training_command_runs_end_to_end_on_a_tiny_dataset(tmp_path: Path) -> N
     reranker = Reranker.from_name(str(out), tmp_path / "cache", max_tokens=128)
     assert reranker.model.predict([("a question", "a passage")]).shape == (1,)
     assert len(reranker.model.model.base_model.encoder.layer) == 2
+
+
+def test_validation_counts_ties_against_the_positive_and_ranks_lists_in_first_pass_order() -> None:
+    from eval.reranker_data import RankList
+    from eval.train_reranker import _rank_metrics, first_pass
+
+    # A model that scores every pair alike must not look like it ranks the positive first.
+    assert _rank_metrics([np.array([0.5, 0.5, 0.5])])["mrr"] == pytest.approx(1 / 3)
+    lists = [
+        RankList("a", "tatqa_dev", "val", "q", "pos", ["n1", "n2"], ranks=[0, 3, 4]),  # retrieval put it first
+        RankList("b", "tatqa_dev", "val", "q", "pos", ["n1", "n2"], ranks=[5, 1, 2]),  # and here third
+        RankList("c", "tatqa_dev", "train", "q", "pos", ["n1"], ranks=[9, 0]),  # training lists are not judged
+    ]
+    assert first_pass(lists)["tatqa_dev"] == {"mrr": pytest.approx((1 + 1 / 3) / 2), "acc@1": 0.5, "lists": 2}

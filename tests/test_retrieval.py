@@ -189,8 +189,17 @@ def test_reranker_can_keep_the_first_pass_rank_in_the_vote(company: Settings, re
     assert blends == sorted(blends, reverse=True)
     kept = Reranker(model, top_n=8, fused_weight=1000.0).run("How do I reset my VPN token?", fused)
     assert [h.id for h in kept] == [h.id for h in fused]
+    # Score fusion: the same, on z-normalised scores; a dominant first pass keeps its order.
+    by_score = Reranker(model, top_n=8, fused_weight=1.0, fusion="score").run("How do I reset my VPN token?", fused)
+    assert sorted(h.id for h in by_score) == sorted(h.id for h in fused)
+    blends = [h.scores["blend"] for h in by_score]
+    assert blends == sorted(blends, reverse=True) and abs(sum(blends)) < 1e-6  # two zero-mean votes
+    kept = Reranker(model, top_n=8, fused_weight=1000.0, fusion="score").run("How do I reset my VPN token?", fused)
+    assert [h.score for h in kept] == sorted((h.score for h in fused), reverse=True)  # ties: the reranker's call
     with pytest.raises(ValueError, match="fused_weight"):
         Reranker(model, fused_weight=-1)
+    with pytest.raises(ValueError, match="fusion"):
+        Reranker(model, fusion="mean")
 
 
 def test_langchain_retriever_returns_documents_with_metadata(retriever: Retriever) -> None:
