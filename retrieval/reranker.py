@@ -94,8 +94,8 @@ class Reranker:
         Keeping the first pass in the vote stops a reranker that is unsure (small, trained on little data)
         from pushing a passage that both retrievers agreed on out of the top. "rank" adds reciprocal ranks
         (RRF); "score" adds z-normalised scores, which keeps how far apart the first pass put two candidates
-        (its fused score is high when dense and BM25 agree), so it measured better than ranks with the
-        project's rerankers (docs/eval/reranker).
+        (its fused score is high when dense and BM25 agree). With the second trained model it measured better
+        than ranks in domain and worse on scifact (docs/eval/reranker-attempt-2/sweep-fusion.md).
         """
         if self.fusion == "score":
             first = np.asarray([h.score for h in head], dtype=float)
