@@ -64,9 +64,8 @@ def main() -> None:
     qrels = {qid: gold for qid, gold in dataset.qrels().items() if qid in queries}
     if args.load:
         first, scored = _load(args.load, queries)
-        top_n, batch_size = len(next(iter(scored.values()), [])) or settings.rerank_top_n, settings.rerank_batch_size
     elif args.reranker:
-        first, scored, top_n, batch_size = _search_and_score(args, settings, dataset, runner, queries)
+        first, scored = _search_and_score(args, settings, dataset, runner, queries)
     else:
         parser.error("give --reranker (to score) or --load (scores a --save run wrote)")
     if args.save:
@@ -78,13 +77,17 @@ def main() -> None:
                                                            for q in first}, qrels)
     print(f"\n{dataset.name} ({len(queries)} queries): hybrid nDCG@10 {base['ndcg@10']['mean']:.3f}")
     print("| fusion | first-pass weight | nDCG@10 | 95% CI | Δ vs hybrid |\n|---|---|---|---|---|")
-    for fusion in args.fusions.split(","):
+    # Every query's scored head, also where a query found fewer candidates than the others.
+    top_n = max((len(s) for s in scored.values()), default=settings.rerank_top_n)
+    fusions = args.fusions.split(",")
+    for fusion in fusions:
         for weight in [float(w) for w in args.weights.split(",")]:
-            if weight == 0 and fusion != args.fusions.split(",")[0]:
+            if weight == 0 and fusion != fusions[0]:
                 continue  # weight 0 is the cross-encoder alone, whatever the fusion
             ranked = {}
             for qid, hits in first.items():
-                stored = Reranker(_Stored(scored[qid]), top_n, batch_size, weight, settings.rrf_k, fusion)
+                stored = Reranker(_Stored(scored[qid]), top_n, settings.rerank_batch_size, weight, settings.rrf_k,
+                                  fusion)
                 ranked[qid] = [h.doc_id for h in break_ties(stored.run(queries[qid], hits))]
             _, _, summary = runner._score(dataset, CONFIGS["hybrid-rerank"], ranked, qrels)
             mean, (low, high) = summary["ndcg@10"]["mean"], summary["ndcg@10"]["ci95"]
@@ -115,7 +118,7 @@ def _search_and_score(args, settings, dataset, runner, queries):
                                                             batch_size=reranker.batch_size), dtype=np.float32)
     finally:
         indexes.close()
-    return first, scored, reranker.top_n, reranker.batch_size
+    return first, scored
 
 
 def _load(path: Path, queries: dict[str, str]) -> tuple[dict[str, list[Hit]], dict[str, np.ndarray]]:

@@ -108,6 +108,7 @@ class RerankerTrainer:
             CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss).train()
         seconds = time.perf_counter() - started
         after = self.validate(model, lists)
+        in_first_pass_order = first_pass(lists)
 
         report = {
             "base": self.base,
@@ -118,7 +119,7 @@ class RerankerTrainer:
                          "loss": f"binary cross-entropy, pos_weight {NEGATIVES + self.easy_negatives}",
                          "easy_negatives": self.easy_negatives,
                          "seed": self.seed, "seconds": round(seconds), "threads": self.settings.torch_threads},
-            "validation": {src: {"first_pass": first_pass(lists).get(src), "untrained": before[src],
+            "validation": {src: {"first_pass": in_first_pass_order.get(src), "untrained": before[src],
                                  "trained": after[src]} for src in after},
         }
         self.save(model, out, lists, report)
