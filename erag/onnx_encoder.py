@@ -80,13 +80,7 @@ class OnnxSentenceEncoder(_OnnxModel):
 
     def __init__(self, source: Path, folder: Path, threads: int, max_length: int) -> None:
         super().__init__(source, folder, threads, max_length)
-        pooling = source / "1_Pooling" / "config.json"
-        config = json.loads(pooling.read_text()) if pooling.is_file() else {"pooling_mode_mean_tokens": True}
-        self.pooling = "mean"
-        if config.get("pooling_mode_cls_token"):
-            self.pooling = "cls"
-        elif config.get("pooling_mode_max_tokens"):
-            self.pooling = "max"
+        self.pooling = _pooling_mode(source)
         self.dim = int(json.loads((source / "config.json").read_text())["hidden_size"])
 
     def get_embedding_dimension(self) -> int:
@@ -109,12 +103,7 @@ class OnnxSentenceEncoder(_OnnxModel):
         return out
 
     def _pool(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        if self.pooling == "cls":
-            return hidden[:, 0]
-        weights = mask[..., None].astype(np.float32)
-        if self.pooling == "max":
-            return np.where(weights > 0, hidden, -1e9).max(axis=1)
-        return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        return _pool(hidden, mask, self.pooling)
 
 
 class OnnxCrossEncoder(_OnnxModel):
@@ -122,6 +111,19 @@ class OnnxCrossEncoder(_OnnxModel):
     as sentence-transformers' CrossEncoder returns for one-label models)."""
 
     head: Head = "classifier"
+
+    def __init__(self, source: Path, folder: Path, threads: int, max_length: int) -> None:
+        super().__init__(source, folder, threads, max_length)
+        self.score_head = pooled_score_head(source)
+        self.pooling = _pooling_mode(source)
+
+    @classmethod
+    def load(cls, source: Path, cache: Path, threads: int = 2, max_length: int | None = None, log=None):
+        # A cross-encoder that scores a pooled vector (the project's own reranker) runs its encoder in ONNX
+        # and the pooling and one-row linear layer here; a classification checkpoint runs whole.
+        head: Head = "encoder" if pooled_score_head(Path(source)) else "classifier"
+        folder = build_int8_onnx(Path(source), cache, head, log=log)
+        return cls(Path(source), folder, threads, max_length or _configured_max_length(Path(source)))
 
     def predict(self, pairs: Sequence[tuple[str, str]], batch_size: int = 16, **_ignored) -> np.ndarray:
         if not pairs:
@@ -132,8 +134,12 @@ class OnnxCrossEncoder(_OnnxModel):
         )
         logits = np.zeros(len(pairs), dtype=np.float32)
         for rows in self._batches(features["input_ids"], batch_size):
-            out, _ = self._run(features, rows)
-            logits[rows] = out[:, 0]
+            out, mask = self._run(features, rows)
+            if self.score_head is None:
+                logits[rows] = out[:, 0]
+            else:
+                weight, bias = self.score_head
+                logits[rows] = _pool(out, mask, self.pooling) @ weight + bias
         return 1.0 / (1.0 + np.exp(-logits))
 
 
@@ -142,3 +148,48 @@ def _configured_max_length(source: Path) -> int:
     if config.is_file():
         return int(json.loads(config.read_text()).get("max_seq_length", 256))
     return 256
+
+
+def _pooling_mode(source: Path) -> str:
+    """mean, cls or max, as the model's `1_Pooling/config.json` says (mean when it has none)."""
+    pooling = source / "1_Pooling" / "config.json"
+    config = json.loads(pooling.read_text()) if pooling.is_file() else {"pooling_mode": "mean"}
+    mode = config.get("pooling_mode")
+    if isinstance(mode, str):
+        return mode if mode in ("cls", "max") else "mean"
+    if config.get("pooling_mode_cls_token"):
+        return "cls"
+    if config.get("pooling_mode_max_tokens"):
+        return "max"
+    return "mean"
+
+
+def _pool(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
+    if mode == "cls":
+        return hidden[:, 0]
+    weights = mask[..., None].astype(np.float32)
+    if mode == "max":
+        return np.where(weights > 0, hidden, -1e9).max(axis=1)
+    return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+
+
+def pooled_score_head(source: Path) -> tuple[np.ndarray, float] | None:
+    """(weight, bias) of the Dense module that turns a pooled vector into the score, when the sentence-transformers
+    CrossEncoder in `source` is built that way (Transformer, Pooling, Dense -> "scores"); None otherwise."""
+    modules = source / "modules.json"
+    if not modules.is_file():
+        return None
+    for module in json.loads(modules.read_text()):
+        if not module.get("type", "").endswith(".Dense"):
+            continue
+        folder = source / module["path"]
+        config = json.loads((folder / "config.json").read_text())
+        if config.get("module_output_name") != "scores" or int(config.get("out_features", 0)) != 1:
+            continue
+        from safetensors.numpy import load_file
+
+        tensors = load_file(str(folder / "model.safetensors"))
+        weight = tensors["linear.weight"].astype(np.float32)[0]
+        bias = tensors.get("linear.bias")
+        return weight, float(bias.astype(np.float32)[0]) if bias is not None else 0.0
+    return None

