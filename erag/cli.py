@@ -105,8 +105,9 @@ def search(
     as_user: Annotated[str | None, typer.Option("--as", help="Search as this user of the users file.")] = None,
     mode: Annotated[str | None, typer.Option(help="float32 | binary | binary_rescore | binary_f8")] = None,
     retriever: Annotated[str, typer.Option(help="hybrid | dense | bm25")] = "hybrid",
-    rerank: Annotated[bool | None, typer.Option("--rerank/--no-rerank", help="Default: on when ERAG_RERANKER is set.")]
-    = None,
+    rerank: Annotated[bool | None, typer.Option(
+        "--rerank/--no-rerank", help="Rerank with ERAG_RERANKER. Default: ERAG_RERANK.",
+    )] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False,
 ) -> None:
     """Search the index and print the best chunks with source, position, scores and matched entities."""

@@ -227,7 +227,7 @@ class EvalRun:
         built = indexes.build(config.collection)
         settings = built.settings.model_copy(update={
             "query_filters": config.query_filters,
-            "reranker": self.settings.reranker if config.rerank else None,
+            "rerank": config.rerank,
         })
         return Retriever(settings, store=built.store, embedder=indexes.embedder), built
 

@@ -69,14 +69,19 @@ class Retriever:
         self.settings = settings
         self.store = store or open_store(settings)
         self.searcher = HybridSearcher(settings, store=self.store, embedder=embedder)
-        if reranker is None and settings.reranker:
-            reranker = Reranker.from_name(
-                settings.reranker, settings.model_cache, settings.rerank_top_n, settings.rerank_batch_size,
-                settings.torch_threads, settings.rerank_max_tokens, settings.rerank_precision,
-                settings.rerank_fused_weight, settings.rrf_k, settings.rerank_fusion,
-            )
         self.reranker = reranker
+        if reranker is None and settings.rerank:
+            self.reranker = self._load_reranker()
         self._analyzers: dict[tuple[str, ...] | None, tuple[QueryAnalyzer, float]] = {}
+
+    def _load_reranker(self) -> Reranker:
+        s = self.settings
+        if not s.reranker:
+            raise QueryError("reranking was asked for but no reranker is set (ERAG_RERANKER)")
+        return Reranker.from_name(
+            s.reranker, s.model_cache, s.rerank_top_n, s.rerank_batch_size, s.torch_threads, s.rerank_max_tokens,
+            s.rerank_precision, s.rerank_fused_weight, s.rrf_k, s.rerank_fusion,
+        )
 
     def analyzer(self, groups: list[str] | None = None) -> QueryAnalyzer:
         """The analyzer for a user in `groups`: it knows only the titles, file names and entities of documents
@@ -135,7 +140,7 @@ class Retriever:
 
         use_rerank = self.reranker is not None if rerank is None else rerank
         if use_rerank and self.reranker is None:
-            raise QueryError("reranking was asked for but no reranker is set (ERAG_RERANKER)")
+            self.reranker = self._load_reranker()
         depth = max(top_k, self.reranker.top_n if use_rerank and self.reranker else top_k)
         # A very selective filter leaves HNSW too few reachable neighbours: search those chunks exactly.
         exact = not flt.is_empty() and self.store.count(flt & Filter(must=[Match("committed", 1)])) < s.exact_below

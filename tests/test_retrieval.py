@@ -176,6 +176,24 @@ def test_reranker_loads_offline_and_reorders_by_its_scores(company: Settings, re
     assert all("rerank" in h.scores for h in result.hits)
 
 
+def test_search_reranks_with_the_shipped_model_only_when_asked(company: Settings, retriever: Retriever) -> None:
+    question = "How many days of parental leave do I get?"
+    plain = retriever.run(question, top_k=5)
+    assert retriever.reranker is None and not any("rerank" in h.scores for h in plain.hits)  # off by default
+    # `erag search --rerank`: the default settings name the project's own model, loaded on first use.
+    asked = retriever.run(question, top_k=5, rerank=True)
+    assert retriever.reranker is not None and retriever.reranker.fused_weight == company.rerank_fused_weight
+    assert all({"rerank", "blend", "fused"} <= set(h.scores) for h in asked.hits)
+    blends = [h.scores["blend"] for h in asked.hits]
+    assert blends == sorted(blends, reverse=True)
+    assert retriever.run(question, top_k=5, rerank=False).hits[0].id == plain.hits[0].id
+    on = Retriever(company.model_copy(update={"rerank": True}), store=retriever.store)
+    assert on.reranker is not None and "rerank" in on.run(question, top_k=1).hits[0].scores
+    without = Retriever(company.model_copy(update={"reranker": None}), store=retriever.store)
+    with pytest.raises(QueryError, match="ERAG_RERANKER"):
+        without.run(question, rerank=True)
+
+
 def test_reranker_can_keep_the_first_pass_rank_in_the_vote(company: Settings, retriever: Retriever) -> None:
     fused = retriever.run("How do I reset my VPN token?", top_k=8).hits
     model = Reranker.from_name("all-MiniLM-L6-v2", company.model_cache, top_n=8).model  # one fresh head for all
