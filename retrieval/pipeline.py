@@ -70,6 +70,8 @@ class Retriever:
         self.store = store or open_store(settings)
         self.searcher = HybridSearcher(settings, store=self.store, embedder=embedder)
         self.reranker = reranker
+        # Decided once: loading the model for one `run(rerank=True)` must not turn reranking on for later calls.
+        self.rerank_by_default = reranker is not None or settings.rerank
         if reranker is None and settings.rerank:
             self.reranker = self._load_reranker()
         self._analyzers: dict[tuple[str, ...] | None, tuple[QueryAnalyzer, float]] = {}
@@ -138,7 +140,7 @@ class Retriever:
                 )
         result.filters = [f"{m.key}={'|'.join(map(str, m.values))}" for m in flt.must if m.key != "committed"]
 
-        use_rerank = self.reranker is not None if rerank is None else rerank
+        use_rerank = self.rerank_by_default if rerank is None else rerank
         if use_rerank and self.reranker is None:
             self.reranker = self._load_reranker()
         depth = max(top_k, self.reranker.top_n if use_rerank and self.reranker else top_k)

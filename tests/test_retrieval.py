@@ -187,6 +187,7 @@ def test_search_reranks_with_the_shipped_model_only_when_asked(company: Settings
     blends = [h.scores["blend"] for h in asked.hits]
     assert blends == sorted(blends, reverse=True)
     assert retriever.run(question, top_k=5, rerank=False).hits[0].id == plain.hits[0].id
+    assert not any("rerank" in h.scores for h in retriever.run(question, top_k=5).hits)  # still off by default
     on = Retriever(company.model_copy(update={"rerank": True}), store=retriever.store)
     assert on.reranker is not None and "rerank" in on.run(question, top_k=1).hits[0].scores
     without = Retriever(company.model_copy(update={"reranker": None}), store=retriever.store)
