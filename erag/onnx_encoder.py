@@ -51,8 +51,13 @@ class _OnnxModel:
 
     @classmethod
     def load(cls, source: Path, cache: Path, threads: int = 2, max_length: int | None = None, log=None):
-        folder = build_int8_onnx(Path(source), cache, cls.head, log=log)
+        folder = build_int8_onnx(Path(source), cache, cls._export_head(Path(source)), log=log)
         return cls(Path(source), folder, threads, max_length or _configured_max_length(Path(source)))
+
+    @classmethod
+    def _export_head(cls, source: Path) -> Head:
+        """Which part of the model goes into the ONNX copy."""
+        return cls.head
 
     def _batches(self, encodings: list[list[int]], batch_size: int):
         """Indices of inputs grouped by length: padding to the longest of similar lengths wastes little."""
@@ -118,12 +123,10 @@ class OnnxCrossEncoder(_OnnxModel):
         self.pooling = _pooling_mode(source)
 
     @classmethod
-    def load(cls, source: Path, cache: Path, threads: int = 2, max_length: int | None = None, log=None):
+    def _export_head(cls, source: Path) -> Head:
         # A cross-encoder that scores a pooled vector (the project's own reranker) runs its encoder in ONNX
         # and the pooling and one-row linear layer here; a classification checkpoint runs whole.
-        head: Head = "encoder" if pooled_score_head(Path(source)) else "classifier"
-        folder = build_int8_onnx(Path(source), cache, head, log=log)
-        return cls(Path(source), folder, threads, max_length or _configured_max_length(Path(source)))
+        return "encoder" if _score_dense_folder(source) is not None else cls.head
 
     def predict(self, pairs: Sequence[tuple[str, str]], batch_size: int = 16, **_ignored) -> np.ndarray:
         if not pairs:
@@ -173,9 +176,10 @@ def _pool(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
     return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
 
 
-def pooled_score_head(source: Path) -> tuple[np.ndarray, float] | None:
-    """(weight, bias) of the Dense module that turns a pooled vector into the score, when the sentence-transformers
-    CrossEncoder in `source` is built that way (Transformer, Pooling, Dense -> "scores"); None otherwise."""
+def _score_dense_folder(source: Path) -> Path | None:
+    """The folder of the Dense module that turns a pooled vector into the score, when the sentence-transformers
+    CrossEncoder in `source` is built that way (Transformer, Pooling, Dense -> "scores"); None otherwise.
+    Reads configs only, so choosing the export head costs no weight loading."""
     modules = source / "modules.json"
     if not modules.is_file():
         return None
@@ -184,12 +188,19 @@ def pooled_score_head(source: Path) -> tuple[np.ndarray, float] | None:
             continue
         folder = source / module["path"]
         config = json.loads((folder / "config.json").read_text())
-        if config.get("module_output_name") != "scores" or int(config.get("out_features", 0)) != 1:
-            continue
-        from safetensors.numpy import load_file
-
-        tensors = load_file(str(folder / "model.safetensors"))
-        weight = tensors["linear.weight"].astype(np.float32)[0]
-        bias = tensors.get("linear.bias")
-        return weight, float(bias.astype(np.float32)[0]) if bias is not None else 0.0
+        if config.get("module_output_name") == "scores" and int(config.get("out_features", 0)) == 1:
+            return folder
     return None
+
+
+def pooled_score_head(source: Path) -> tuple[np.ndarray, float] | None:
+    """(weight, bias) of the pooled score head (see `_score_dense_folder`); None for other cross-encoders."""
+    folder = _score_dense_folder(source)
+    if folder is None:
+        return None
+    from safetensors.numpy import load_file
+
+    tensors = load_file(str(folder / "model.safetensors"))
+    weight = tensors["linear.weight"].astype(np.float32)[0]
+    bias = tensors.get("linear.bias")
+    return weight, float(bias.astype(np.float32)[0]) if bias is not None else 0.0
