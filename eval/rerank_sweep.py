@@ -1,7 +1,7 @@
 """nDCG@10 of hybrid search reranked with several weights of the first-pass rank, from one scoring pass.
 
 Run: `.venv/bin/python -m eval.rerank_sweep ../shared/datasets/docugami_sec10q --reranker models/reranker
-[--weights 0,0.5,1,2] [--fusions rank,score] [--heldout] [--save scores.json]`
+[--weights 0,0.5,1,2] [--fusions rank,score] [--heldout] [--save scores.json] [--top-n 20]`
 
 `erag eval --config hybrid-rerank` measures one `ERAG_RERANK_FUSED_WEIGHT` per run and scores every pair
 again; choosing the weight needs the same cross-encoder scores ranked several ways, so this scores each
@@ -46,6 +46,8 @@ def main() -> None:
     parser.add_argument("--split", default=None)
     parser.add_argument("--heldout", action="store_true", help="only the questions reranker training held out")
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--top-n", type=int, default=None,
+                        help="rerank only each query's first N candidates (default: all that were scored)")
     parser.add_argument("--save", type=Path, default=None,
                         help="write each query's candidates, first-pass scores and cross-encoder scores (JSON)")
     parser.add_argument("--load", type=Path, default=None,
@@ -77,8 +79,9 @@ def main() -> None:
                                                            for q in first}, qrels)
     print(f"\n{dataset.name} ({len(queries)} queries): hybrid nDCG@10 {base['ndcg@10']['mean']:.3f}")
     print("| fusion | first-pass weight | nDCG@10 | 95% CI | Δ vs hybrid |\n|---|---|---|---|---|")
-    # Every query's scored head, also where a query found fewer candidates than the others.
-    top_n = max((len(s) for s in scored.values()), default=settings.rerank_top_n)
+    # Every query's scored head, also where a query found fewer candidates than the others; a smaller
+    # --top-n reads what a shorter ERAG_RERANK_TOP_N would rank without scoring the pairs again.
+    top_n = args.top_n or max((len(s) for s in scored.values()), default=settings.rerank_top_n)
     fusions = args.fusions.split(",")
     for fusion in fusions:
         for weight in [float(w) for w in args.weights.split(",")]:

@@ -35,7 +35,13 @@ SOURCES = {
     "docugami_sec10q": ("Docugami KG-RAG SEC 10-Q", "MIT"),
     "h2o_hr_policy": ("H2O HR-policy PDFs and LLM-written questions (h2oai/h2o-evals)", "MPL-2.0"),
     "sample": ("the project's own data/ corpus, questions written by the packaged local LLM", "Apache-2.0"),
+    "docugami_synthetic": ("Docugami KG-RAG SEC 10-Q pages, questions written by the packaged local LLM", "MIT"),
 }
+# Filing pages that get an LLM-written question. The 195 hand-written questions gave only 120 training lists,
+# and held-out filing questions did not gain from them; generation costs about 5 s a passage on 2 cores.
+SYNTHETIC_FILING_PASSAGES = 360
+_NEAR_COPY = 0.6  # share of a passage's words (numbers twice) in another: a re-filed copy, not a negative
+_MIN_SYNTHETIC_CHARS = 400  # cover pages, signatures and tables of contents make questions about nothing
 HOLDOUT = 0.3
 NEGATIVES = 5
 DEPTH = 30
@@ -245,31 +251,56 @@ class RerankerDataMiner:
         return self._with_corpus_index("h2o_hr_policy", root / "corpus.jsonl", lists)
 
     def _mine_sample(self) -> list[RankList]:
-        from eval.synthetic_queries import SyntheticQueries
-
         def lists(retriever) -> Iterable[RankList]:
             chunks = sorted(retriever.store.scroll(None, fields=["text", "doc_id", "kind"]), key=lambda h: h.id)
-            writer = SyntheticQueries(self.settings, self.cache_root / "synthetic_queries.jsonl")
-            try:
-                for chunk, query in writer.run(self._take(chunks, "sample"), progress=self.progress):
-                    hits = retriever.run(query, top_k=DEPTH).hits
-                    # Kept only when retrieval finds the source again (Promptagator's round-trip filter):
-                    # a question that does not lead back to its passage is probably not about it.
-                    if chunk.id not in [h.id for h in hits[:5]]:
-                        continue
-
-                    def judge(hit: Hit, chunk=chunk) -> bool | None:
-                        if hit.id == chunk.id:
-                            return True
-                        return None if hit.doc_id == chunk.doc_id else False
-
-                    item = make_list(chunk.id, "sample", split_of(chunk.id), query, hits, judge)
-                    if item:
-                        yield item
-            finally:
-                writer.close()
+            return self._synthetic_lists(retriever, self._take(chunks, "sample"), "sample", lambda h: h.doc_id,
+                                         lambda h: h.id)
 
         return self._with_folder_index("sample", REPO / "data", lists)
+
+    def _mine_docugami_synthetic(self) -> list[RankList]:
+        def lists(retriever) -> Iterable[RankList]:
+            chunks = [h for h in retriever.store.scroll(None, fields=["text", "doc_id", "kind"])
+                      if len(h.text) >= _MIN_SYNTHETIC_CHARS]
+            # A seeded spread over all 20 filings (hash order), not the first pages of the first filings.
+            chunks.sort(key=lambda h: hashlib.sha1(h.id.encode("utf-8")).hexdigest())
+            picked = self._take(chunks[:SYNTHETIC_FILING_PASSAGES], "docugami_synthetic")
+            # Other pages of the same filing may answer a page's question too; other filings are negatives,
+            # and telling filings apart (which quarter, which company) is what the filing questions need.
+            # The split hashes a salted key: the picks are the lowest hashes of the bare id, all of which
+            # `split_of` would hold out.
+            return self._synthetic_lists(retriever, picked, "docugami_synthetic", lambda h: _doc_name(h.doc_id),
+                                         lambda h: f"docugami_synthetic:{h.id}")
+
+        return self._with_dataset_index(self.shared / "docugami_sec10q", lists)
+
+    def _synthetic_lists(self, retriever, chunks: list[Hit], source: str, group: Callable[[Hit], str],
+                         split_key: Callable[[Hit], str]) -> Iterable[RankList]:
+        """Lists for questions the local LLM writes about `chunks`; hits in the chunk's `group` are unsure."""
+        from eval.synthetic_queries import SyntheticQueries
+
+        writer = SyntheticQueries(self.settings, self.cache_root / "synthetic_queries.jsonl")
+        try:
+            for chunk, query in writer.run(chunks, progress=self.progress):
+                hits = retriever.run(query, top_k=DEPTH).hits
+                # Kept only when retrieval finds the source again (Promptagator's round-trip filter):
+                # a question that does not lead back to its passage is probably not about it.
+                if chunk.id not in [h.id for h in hits[:5]]:
+                    continue
+
+                def judge(hit: Hit, chunk=chunk) -> bool | None:
+                    if hit.id == chunk.id:
+                        return True
+                    # Filings repeat whole pages quarter after quarter (risk factors, liquidity): a near copy
+                    # of the source answers its question just as well, so it is no negative.
+                    same = group(hit) == group(chunk) or overlap(chunk.text, hit.text) >= _NEAR_COPY
+                    return None if same else False
+
+                item = make_list(chunk.id, source, split_of(split_key(chunk)), query, hits, judge)
+                if item:
+                    yield item
+        finally:
+            writer.close()
 
     # --- indexes ---------------------------------------------------------------------------------------
     def _take(self, items: list, name: str) -> list:
