@@ -94,8 +94,9 @@ class Reranker:
         Keeping the first pass in the vote stops a reranker that is unsure (small, trained on little data)
         from pushing a passage that both retrievers agreed on out of the top. "rank" adds reciprocal ranks
         (RRF); "score" adds z-normalised scores, which keeps how far apart the first pass put two candidates
-        (its fused score is high when dense and BM25 agree). With the shipped model, score fusion at weight 2
-        is the best in-domain blend (docs/eval/reranker/sweep.md).
+        (its fused score is high when dense and BM25 agree). With the shipped model, score fusion at weights
+        1 to 4 measures within noise in domain and more weight loses less out of domain
+        (docs/eval/reranker/sweep.md).
         """
         if self.fusion == "score":
             first = np.asarray([h.score for h in head], dtype=float)
