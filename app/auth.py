@@ -25,6 +25,8 @@ from streamlit_authenticator.utilities.exceptions import LoginError
 
 from app.accounts import AccountError, create_users_file, credentials_for_login, read_config
 from app.identity import SESSION_USER
+from erag.access import AccessError, split_groups
+from erag.home import private_dir
 from erag.settings import Settings
 from erag.users import UnknownUser, User, UserDirectory
 
@@ -39,7 +41,7 @@ def setup_code(settings: Settings) -> str:
     """The one-time code that authorises creating the first administrator (kept until the users file exists)."""
     path = settings.home / "setup-code.txt"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_urlsafe(9) + "\n")
@@ -68,8 +70,8 @@ def first_start(settings: Settings) -> None:
                 return
             try:
                 create_users_file(path, username.strip().lower(), name.strip(), password,
-                                  [g.strip() for g in groups.split(",") if g.strip()], confirm=confirm)
-            except AccountError as exc:
+                                  list(split_groups(groups)), confirm=confirm)
+            except (AccountError, AccessError) as exc:
                 st.error(str(exc).capitalize())
                 return
             (settings.home / "setup-code.txt").unlink(missing_ok=True)
@@ -77,10 +79,9 @@ def first_start(settings: Settings) -> None:
 
 
 @st.cache_data(show_spinner=False)
-def _directory(path: str, mtime: float, default_groups: tuple[str, ...]) -> tuple[dict, UserDirectory, dict]:
+def _directory(path: str, mtime: float) -> tuple[dict, UserDirectory, dict]:
     config = read_config(Path(path))
-    return credentials_for_login(config), UserDirectory.from_file(Path(path), list(default_groups)), \
-        dict(config.get("cookie") or {})
+    return credentials_for_login(config), UserDirectory.from_file(Path(path)), dict(config.get("cookie") or {})
 
 
 _AUTH = "erag_authenticator"
@@ -98,7 +99,7 @@ def sign_in(settings: Settings) -> User:
         first_start(settings)
         st.stop()
     try:
-        credentials, directory, cookie = _directory(str(path), path.stat().st_mtime, tuple(settings.default_groups))
+        credentials, directory, cookie = _directory(str(path), path.stat().st_mtime)
     except (AccountError, OSError, ValueError) as exc:
         st.error(f"Sign-in is unavailable: {exc}")
         st.stop()
@@ -125,6 +126,10 @@ def sign_in(settings: Settings) -> User:
     except UnknownUser:
         auth.logout(location="unrendered", callback=_forget_user)
         st.error("Your account no longer exists: ask an administrator.")
+        st.stop()
+    except AccessError:  # no valid groups in the users file: signed out rather than shown everything or nothing
+        auth.logout(location="unrendered", callback=_forget_user)
+        st.error("Your account has no valid access groups: ask an administrator.")
         st.stop()
     st.session_state[SESSION_USER] = user
     st.session_state[_AUTH] = auth

@@ -26,6 +26,7 @@ from app.evidence import EvidenceSelector, Source, approx_tokens
 from app.extractive import ExtractiveAnswerer
 from app.feedback import FeedbackRanker, FeedbackStore
 from app.identity import access_groups
+from app.injection import screen_answer, screened_stream
 from app.llm import GeneratorBusy, LlamaGenerator, load_generator
 from app.memory import ConversationMemory, QueryRewriter
 from app.prompt import (
@@ -37,11 +38,13 @@ from app.prompt import (
     is_refusal,
     strip_invalid_citations,
 )
+from erag.access import AccessError, GroupScope
 from erag.schema import Hit
 from erag.settings import Settings
 from erag.users import User
-from index.filters import Filter, Match
-from retrieval.pipeline import Retriever
+from index.filters import Filter
+from index.versions import visible
+from retrieval.pipeline import Retriever, access_filter
 from retrieval.searcher import QueryError
 
 EventType = Literal["rewritten", "sources", "token", "answer"]
@@ -150,9 +153,10 @@ class ChatPipeline:
         conversation, a bad filter or a user without access groups.
         """
         text = self.check_question(question)
-        groups = access_groups(user)
-        if groups is not None and not groups:
-            raise ChatInputError(f"{user.name} belongs to no access group, so no document is visible")
+        try:
+            groups = access_groups(user)
+        except AccessError as exc:  # no groups, blank groups: nobody is shown everything, or anything
+            raise ChatInputError(f"{user.name} cannot search: {exc}") from exc
         if conversation_id is not None and not self.memory.owns(user.username, conversation_id):
             raise ChatInputError(f"conversation {conversation_id} does not exist for {user.username}")
         return self._run(text, user, groups, conversation_id, filters)
@@ -169,10 +173,7 @@ class ChatPipeline:
 
     def facets(self, user: User) -> dict[str, list[str]]:
         """Departments and documents the user may see, for the page's filters."""
-        flt = Filter(must=[Match("committed", 1)])
-        groups = access_groups(user)
-        if groups is not None:
-            flt = flt & Filter(must=[Match("groups", groups or ["\x00"])])
+        flt = visible() & access_filter(access_groups(user))
         store = self.retriever.store
         return {key: sorted(str(v) for v in store.facet(key, flt, limit=10_000) if v)
                 for key in ("department", "file_name")}
@@ -184,7 +185,7 @@ class ChatPipeline:
             self.generator.close()
 
     # --- steps -------------------------------------------------------------------------------
-    def _run(self, text: str, user: User, groups: list[str] | None, conversation_id: str | None,
+    def _run(self, text: str, user: User, groups: GroupScope, conversation_id: str | None,
              filters: Filter | None) -> Iterator[ChatEvent]:
         s = self.settings
         started = time.perf_counter()
@@ -227,8 +228,12 @@ class ChatPipeline:
         elif self.generator is not None:
             pieces: list[str] = []
             try:
-                for piece in self._generate(standalone, sources, timings, started, pieces):
-                    yield ChatEvent("token", text=piece)
+                stream = self._generate(standalone, sources, timings, started, pieces)
+                if s.chat_injection_guard:
+                    stream = screened_stream(stream, f"{text}\n{standalone}", sources)
+                for piece in stream:
+                    if piece:
+                        yield ChatEvent("token", text=piece)
                 raw = "".join(pieces).strip()
                 if not is_refusal(raw, cited_numbers(raw, [src.number for src in sources])):
                     raw = attribute(raw, sources)
@@ -250,6 +255,17 @@ class ChatPipeline:
         else:
             answer_text, cited = self.extractive.run(sources, reason=self.llm_note)
             mode, notice = "extractive", self.llm_note
+        if s.chat_injection_guard and mode != "abstained":
+            # A document's instructions may have been obeyed (or quoted): what they ask for must not reach the
+            # employee. Drop those sentences; abstain when nothing with content is left.
+            screened = screen_answer(answer_text, f"{text}\n{standalone}", sources)
+            if screened.removed:
+                answer_text = screened.text
+                cited = cited_numbers(answer_text, [src.number for src in sources])
+                notice = "; ".join(filter(None, [notice, f"left out {len(screened.removed)} part(s) of the answer "
+                                                 "that followed instructions found in a document"]))
+                if not screened.has_content:
+                    answer_text, cited, mode = ABSTAIN_TEXT, [], "abstained"
         if mode == "extractive":
             yield ChatEvent("token", text=answer_text)
         timings["total_s"] = time.perf_counter() - started

@@ -14,11 +14,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
+from erag.home import private_dir, private_file
 from erag.settings import Settings
 
 
@@ -81,6 +83,17 @@ def database_url(settings: Settings) -> str:
     return settings.chat_db_url or f"sqlite:///{(settings.home / 'chat.db').resolve()}"
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for other databases and in-memory SQLite (`sqlite://`, `:memory:`)."""
+    scheme, sep, rest = url.partition(":///")
+    if not sep or scheme.split("+", 1)[0] != "sqlite":
+        return None
+    name = rest.split("?", 1)[0]
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return None
+    return Path(name)
+
+
 class ChatDatabase:
     """An engine and a session factory; tables are created on first use."""
 
@@ -88,10 +101,11 @@ class ChatDatabase:
         if not url or "://" not in url:
             raise ValueError(f"'{url}' is not a database URL (e.g. sqlite:///chat.db or postgresql+psycopg://...)")
         self.url = url
-        if url.startswith("sqlite:///"):
-            from pathlib import Path
-
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        file = sqlite_file(url)
+        if file is not None:
+            # Conversations and jobs are private: the folder and the file (with its -wal, -shm) are owner-only.
+            private_dir(file.parent)
+            private_file(file)
         self.engine = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
         if url.startswith("sqlite"):
             # WAL lets readers (the page re-rendering history) proceed while a turn is being written.

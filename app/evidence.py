@@ -83,6 +83,9 @@ class Source:
     units: list[Unit]
     selected: list[Unit] = field(default_factory=list)
     relevance: float = 0.0
+    # Set by a selector whose settings ask for the injection guard: the prompt then quotes this source and
+    # withholds its instruction-like sentences (app/prompt.py, app/injection.py).
+    guard: bool = False
 
     @property
     def excerpt(self) -> str:
@@ -150,9 +153,11 @@ def split_units(hit: Hit) -> tuple[str, list[Unit]]:
 class EvidenceSelector:
     """Score the sentences and rows of retrieved hits and keep the best within a token budget."""
 
-    def __init__(self, encode: Callable[[list[str]], np.ndarray], count_tokens: CountTokens = approx_tokens) -> None:
+    def __init__(self, encode: Callable[[list[str]], np.ndarray], count_tokens: CountTokens = approx_tokens,
+                 guard: bool = False) -> None:
         self.encode = encode
         self.count_tokens = count_tokens
+        self.guard = guard
 
     @classmethod
     def from_settings(cls, settings: Settings, count_tokens: CountTokens = approx_tokens) -> EvidenceSelector:
@@ -161,7 +166,7 @@ class EvidenceSelector:
         def encode(texts: list[str]) -> np.ndarray:
             return model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
 
-        return cls(encode, count_tokens)
+        return cls(encode, count_tokens, guard=settings.chat_injection_guard)
 
     def prepare(self, hits: Sequence[Hit]) -> list[Source]:
         """Hits as sources numbered 1..n in retrieval order, split into units (cheap: no model)."""
@@ -169,7 +174,7 @@ class EvidenceSelector:
         for hit in hits:
             header, units = split_units(hit)
             if units:
-                sources.append(Source(len(sources) + 1, hit, header, units))
+                sources.append(Source(len(sources) + 1, hit, header, units, guard=self.guard))
         return sources
 
     def score(self, question: str, sources: list[Source], budget: int) -> list[Source]:

@@ -2,16 +2,19 @@
 
 Example:
     >>> current_user(get_settings())           # on a page, after `app.auth.sign_in`
-    User(username='erin', name='Erin Example', groups=('all',), admin=False)
+    User(username='erin', name='Erin Example', groups=('all',), admin=False, unrestricted=False)
     >>> access_groups(local_admin())           # the CLI on the local machine: no restriction
+    UNRESTRICTED
 """
 
 from __future__ import annotations
 
+from erag.access import GroupScope, require_groups
 from erag.settings import Settings
 from erag.users import User
 
-LOCAL_ADMIN = User(username="local-admin", name="Local admin", groups=(), admin=True)
+# The only unrestricted user: made here for the local command line, never from the users file or a form.
+LOCAL_ADMIN = User(username="local-admin", name="Local admin", groups=(), admin=True, unrestricted=True)
 SESSION_USER = "erag_user"  # where `app.auth.sign_in` keeps the signed-in user in the Streamlit session
 
 
@@ -25,8 +28,7 @@ def current_user(settings: Settings) -> User:
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
     if get_script_run_ctx(suppress_warning=True) is None:
-        return User.from_entry(settings.demo_user, {"name": settings.demo_user_name, "groups": settings.demo_groups},
-                               settings.default_groups)
+        return User.from_entry(settings.demo_user, {"name": settings.demo_user_name, "groups": settings.demo_groups})
     user = st.session_state.get(SESSION_USER)
     if not isinstance(user, User):
         st.error("Please sign in first.")
@@ -34,19 +36,18 @@ def current_user(settings: Settings) -> User:
     return user
 
 
-def local_admin(groups: list[str] | None = None) -> User:
-    """The person at the command line: unrestricted like `erag search`, or narrowed to `groups`."""
+def local_admin(groups: list[str] | tuple[str, ...] | None = None) -> User:
+    """The person at the command line: unrestricted like `erag search`, or narrowed to `groups` (validated)."""
     if groups is None:
         return LOCAL_ADMIN
-    return User(username=LOCAL_ADMIN.username, name=LOCAL_ADMIN.name, groups=tuple(groups), admin=True)
+    narrowed = require_groups(groups, where="--groups")
+    return User(username=LOCAL_ADMIN.username, name=LOCAL_ADMIN.name, groups=tuple(narrowed), admin=True)
 
 
-def access_groups(user: User) -> list[str] | None:
-    """The groups retrieval filters on; None (no restriction) only for an admin with no groups: the local CLI.
+def access_groups(user: User) -> GroupScope:
+    """The groups retrieval filters on: the user's validated groups, or UNRESTRICTED for the local CLI only.
 
-    A web user always has groups (the users file gives `all` to anyone without), so even a signed-in
-    administrator searches only the groups they belong to.
+    A web user's groups come from the users file and are never empty (an entry without valid groups cannot
+    sign in), so even a signed-in administrator searches only the groups they belong to.
     """
-    if user.admin and not user.groups:
-        return None
-    return list(user.groups)
+    return user.scope()

@@ -18,9 +18,10 @@ from app.feedback import FeedbackStore
 from erag.settings import Settings
 from index.filters import Filter, Match, doc_filter
 from index.store import Store
+from index.versions import visible
+from ingest.metadata import file_sidecar
 
 _DOC_FIELDS = ["doc_id", "file_name", "title", "department", "owner", "groups", "ingested_at", "source", "doc_type"]
-VISIBLE = Filter(must=[Match("committed", 1)])
 # How each search mode uses the index's quantized codes, for the statistics panel.
 _MODES = {"float32": "float32 originals", "binary": "1-bit codes only", "binary_rescore": "1-bit codes, rescored "
           "with float32 originals", "binary_f8": "1-bit codes, rescored with the float8 copy"}
@@ -72,9 +73,9 @@ class IndexAdmin:
 
     def documents(self) -> list[DocumentRow]:
         """Every visible document, newest first, with its chunk count."""
-        counts = self.store.facet("doc_id", VISIBLE, limit=1_000_000)
+        counts = self.store.facet("doc_id", visible(), limit=1_000_000)
         rows = []
-        for hit in self.store.scroll(Filter(must=[Match("chunk_index", 0), Match("committed", 1)]), fields=_DOC_FIELDS):
+        for hit in self.store.scroll(Filter(must=[Match("chunk_index", 0)]) & visible(), fields=_DOC_FIELDS):
             p = hit.payload
             groups = p.get("groups") or []
             rows.append(DocumentRow(str(p.get("doc_id", "")), str(p.get("file_name", "")), str(p.get("title", "")),
@@ -95,10 +96,14 @@ class IndexAdmin:
             path = Path(doc_id)
             if path.is_relative_to(uploads) and path.is_file():
                 path.unlink()
+                file_sidecar(path).unlink(missing_ok=True)
         return removed
 
     def reingest_targets(self, doc_ids: list[str]) -> tuple[list[tuple[Path, dict[str, Any]]], list[str]]:
-        """(file, metadata) to queue for each document whose source file still exists; problems for the rest."""
+        """(file, metadata) to queue for each document whose source file still exists; problems for the rest.
+
+        The metadata is empty: a re-ingest reads the file's groups where they live (its folder's `_meta.json` or,
+        for an upload, its own sidecar), never from what the index held before."""
         by_id = {d.doc_id: d for d in self.documents()}
         targets, problems = [], []
         for doc_id in doc_ids:
@@ -108,14 +113,12 @@ class IndexAdmin:
             elif not doc.source or not Path(doc.source).is_file():
                 problems.append(f"{doc.file_name}: its file {doc.source or '(unknown)'} no longer exists; upload it")
             else:
-                meta = {k: v for k, v in (("groups", doc.groups), ("department", doc.department),
-                                          ("owner", doc.owner)) if v}
-                targets.append((Path(doc.source), meta))
+                targets.append((Path(doc.source), {}))
         return targets, problems
 
     def stats(self) -> IndexStats:
         info = self.store.stats()
-        docs = self.store.facet("doc_id", VISIBLE, limit=1_000_000)
+        docs = self.store.facet("doc_id", visible(), limit=1_000_000)
         chunks = sum(docs.values())
         per = info.disk_bytes / info.points if info.disk_bytes and info.points else None
         s = self.settings

@@ -10,9 +10,8 @@ Checks, in order, each refusal a one-line message for the page: the count and to
 upload, a usable file name (path parts dropped, characters no file system accepts replaced), a supported
 type (archives refused outright), the size limit, the content matching the extension
 (`ingest.loaders.sniff`), and for DOCX/XLSX (zip containers) the decompression-bomb limits: members,
-total unpacked size and unpacked/packed ratio, read from the zip directory without unpacking anything.
-Python's zipfile never inflates a member beyond the size its directory declares, so checking the
-declared sizes bounds what the loaders will read.
+total unpacked size and unpacked/packed ratio, read from the zip directory without unpacking anything
+(`ingest.loaders.zip_guard`, which the loaders apply on every other path too).
 
 Accepted files go to `<upload area>/.incoming/<random>/<name>`; the worker moves each into
 `<upload area>/<department>/<name>` when its job starts, so the document keeps one id across re-uploads.
@@ -24,20 +23,20 @@ import re
 import shutil
 import unicodedata
 import uuid
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pathvalidate import sanitize_filename
 
+from erag.home import private_dir
 from erag.settings import Settings
 from ingest.loaders import SUPPORTED_SUFFIXES, LoadError
 from ingest.loaders.sniff import detect_type
+from ingest.loaders.zip_guard import ZIP_TYPES, check_zip
 
 ARCHIVE_SUFFIXES = frozenset({".zip", ".7z", ".rar", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".zst", ".lz", ".cab",
                               ".jar", ".war", ".iso"})
-ZIP_TYPES = {"docx", "xlsx"}
 INCOMING = ".incoming"
 _MB = 1024 * 1024
 
@@ -51,6 +50,7 @@ class UploadOutcome:
     message: str
     staged: Path | None = None
     target: Path | None = None
+    job_id: int | None = None  # the ingestion job, once queued
 
 
 def safe_name(raw: str) -> str:
@@ -67,33 +67,11 @@ def folder_name(department: str | None) -> str:
     return slug or "general"
 
 
-def check_zip(path: Path, max_unpacked: int, max_ratio: float, max_members: int) -> str | None:
-    """Why a DOCX/XLSX must be refused as a possible decompression bomb, or None when it is fine."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-    except (zipfile.BadZipFile, OSError) as exc:
-        return f"damaged document container ({exc})"
-    if len(members) > max_members:
-        return f"holds {len(members):,} parts, over the limit of {max_members:,} (ERAG_ZIP_MAX_MEMBERS)"
-    unpacked = sum(m.file_size for m in members)
-    if unpacked > max_unpacked:
-        return (f"unpacks to {unpacked / _MB:,.0f} MB, over the {max_unpacked / _MB:,.0f} MB limit "
-                "(a decompression bomb? ERAG_ZIP_MAX_UNCOMPRESSED_MB)")
-    packed = max(path.stat().st_size, 1)
-    if unpacked / packed > max_ratio:
-        return (f"unpacks {unpacked / packed:,.0f} times its size, over the limit of {max_ratio:g} "
-                "(a decompression bomb? ERAG_ZIP_MAX_RATIO)")
-    if any(m.flag_bits & 0x1 for m in members):
-        return "has encrypted parts"
-    return None
-
-
 class UploadGuard:
     """Refuse unsafe uploads with a reason; stage the rest for ingestion workers."""
 
     def __init__(self, settings: Settings) -> None:
-        self.root = settings.upload_path.resolve()
+        self.root = private_dir(settings.upload_path).resolve()
         self.max_files = settings.upload_max_files
         self.max_file = int(settings.max_file_mb * _MB)
         self.max_total = int(settings.upload_max_total_mb * _MB)
@@ -152,7 +130,8 @@ class UploadGuard:
         target = (folder / name).resolve()
         if not (staged.is_relative_to(self.root) and target.is_relative_to(self.root)):
             return UploadOutcome(name, False, "the file name points outside the upload area")
-        staging.mkdir(parents=True, exist_ok=False)
+        private_dir(self.root / INCOMING)
+        staging.mkdir(mode=0o700)
         with staged.open("xb") as fh:
             fh.write(data)
         try:

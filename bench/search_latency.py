@@ -51,7 +51,7 @@ def synthetic_points(n: int, dim: int, vocab: list[str], seed: int = 0, batch: i
             i = start + j
             text = " ".join(vocab[w] for w in words[j])
             payload = {
-                "text": text, "doc_id": f"doc{i // 10}", "chunk_index": i % 10, "committed": 1,
+                "text": text, "doc_id": f"doc{i // 10}", "chunk_index": i % 10, "slot": 0, "live": 0,
                 "department": DEPARTMENTS[i % len(DEPARTMENTS)], "groups": ["all"] if i % 5 else ["hr"],
                 "f8": float8.encode(vecs[j]),
             }
@@ -102,7 +102,7 @@ def main() -> None:
                 reranker_name, settings.model_cache, top_n=30, max_tokens=args.rerank_tokens, precision=precision
             )
             retriever = Retriever(settings, store=store, embedder=embedder, reranker=reranker)
-            retriever.run(queries[0], rerank=True)  # warm-up
+            retriever.run(queries[0], groups=["all"], rerank=True)  # warm-up
             print(f"\n{precision} inference; p50/p95 ms over {args.queries} queries, 2 CPU threads, "
                   f"rerank pairs cut to {args.rerank_tokens} tokens, cross-encoder {args.reranker}"
                   + (f" cut to {args.rerank_layers} layers" if args.rerank_layers else ""))

@@ -14,12 +14,27 @@ from typing import Annotated
 import typer
 
 from erag.settings import Settings, get_settings
+from erag.textsafe import printable
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Enterprise RAG: ingest, search, evaluate.")
 
 
+@app.callback()
+def _private_files() -> None:
+    # Everything erag writes, and what it starts (the chat page through os.execv, worker processes), is owner-only.
+    from erag.home import restrict_new_files
+
+    restrict_new_files()
+
+
+def _echo(message: object = "", **style) -> None:
+    """Print like typer.secho, with every control character escaped: file names, document text and answers
+    come from files anyone could have written, and an escape sequence must never reach the terminal raw."""
+    typer.secho("\n".join(printable(line) for line in str(message).split("\n")), **style)
+
+
 def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    _echo(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
 
 
@@ -44,17 +59,21 @@ def _parse_filters(items: list[str]):
 
 def _acting_user(as_user: str | None, groups: str | None):
     """Who a search or question runs as: a user of the users file (`--as`), else the local admin, optionally
-    narrowed to `--groups`."""
+    narrowed to `--groups` (a blank or empty list is an error, never 'no restriction')."""
     from app.identity import local_admin
+    from erag.access import AccessError, split_groups
     from erag.users import UnknownUser, UserDirectory
 
     if as_user is None:
-        return local_admin([g.strip() for g in groups.split(",") if g.strip()] if groups is not None else None)
+        try:
+            return local_admin(split_groups(groups, where="--groups") if groups is not None else None)
+        except AccessError as exc:
+            _fail(str(exc))
     if groups is not None:
         _fail("give --as USER or --groups, not both")
     settings = get_settings()
     try:
-        return UserDirectory.from_file(settings.users_path, settings.default_groups).get(as_user)
+        return UserDirectory.from_file(settings.users_path).get(as_user)
     except (OSError, UnknownUser, ValueError) as exc:
         _fail(str(exc))
 
@@ -62,38 +81,58 @@ def _acting_user(as_user: str | None, groups: str | None):
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest.")],
-    department: Annotated[str | None, typer.Option(help="Department of every file given.")] = None,
-    owner: Annotated[str | None, typer.Option(help="Owner of every file given.")] = None,
-    groups: Annotated[str | None, typer.Option(help="Comma-separated access groups (default: all).")] = None,
     prune: Annotated[bool, typer.Option(help="Remove documents whose files were deleted from a folder.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print failures and the summary.")] = False,
 ) -> None:
-    """Ingest files and folders; unchanged files are skipped, changed ones replaced."""
+    """Ingest files and folders; unchanged files are skipped, changed ones replaced.
+
+    Access groups, department and owner come from the `_meta.json` files above each file (see `erag meta`),
+    whichever folder or file is given. Exits with status 1 when any file failed (the others are indexed).
+    """
     from index.store import StoreError
     from ingest.pipeline import IngestPipeline
-
-    metadata = {k: v for k, v in (("department", department), ("owner", owner)) if v}
-    if groups:
-        metadata["groups"] = [g.strip() for g in groups.split(",") if g.strip()]
 
     def show(result) -> None:
         if not quiet or result.status == "failed":
             color = typer.colors.RED if result.status == "failed" else None
-            typer.secho(result.line(), fg=color, err=result.status == "failed")
+            _echo(result.line(), fg=color, err=result.status == "failed")
 
     try:
         with IngestPipeline(get_settings(), progress=sys.stderr.isatty()) as pipeline:
-            report = pipeline.run(paths, metadata=metadata, prune=prune, on_result=show)
+            report = pipeline.run(paths, prune=prune, on_result=show)
     except StoreError as exc:
         _fail(str(exc))
-    counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts().items())) or "nothing to do"
-    t = report.timings
-    typer.echo(
-        f"done: {counts}; {report.chunks} chunks "
-        f"(parse {t['parse']:.1f}s, ner {t['ner']:.1f}s, embed {t['embed']:.1f}s, index {t['index']:.1f}s)"
-    )
-    if report.failed and len(report.failed) == len(report.results):
+    _echo(report.summary())
+    if report.failed:
+        _echo(f"{len(report.failed)} of {len(report.results)} failed (listed above); the rest is indexed",
+                    fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1)
+
+
+@app.command()
+def meta(
+    path: Annotated[Path, typer.Argument(help="A folder (writes its _meta.json) or a file (its own sidecar).")],
+    groups: Annotated[str, typer.Option(help="Comma-separated access groups, e.g. hr,management.")],
+    department: Annotated[str | None, typer.Option(help="Department of the documents.")] = None,
+    owner: Annotated[str | None, typer.Option(help="Owner of the documents.")] = None,
+) -> None:
+    """Set who may read a folder's files (or one file), then `erag ingest` it: groups belong to the files."""
+    from erag.access import AccessError, split_groups
+    from ingest.metadata import META_FILE, check_metadata, write_sidecar
+
+    if not path.exists():
+        _fail(f"{path} does not exist")
+    try:
+        data = check_metadata({"groups": list(split_groups(groups, where="--groups")),
+                               **{k: v for k, v in (("department", department), ("owner", owner)) if v}})
+    except AccessError as exc:
+        _fail(str(exc))
+    if path.is_dir():
+        target = path / META_FILE
+        target.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    else:
+        target = write_sidecar(path.resolve(), data)
+    _echo(f"wrote {target}: {json.dumps(data)}; run `erag ingest {path}` to apply it")
 
 
 @app.command()
@@ -133,22 +172,22 @@ def search(
     hits = result.hits
     if as_json:
         rows = [{"id": h.id, "score": h.score, "scores": h.scores, "matched": h.matched, **h.payload} for h in hits]
-        typer.echo(json.dumps(rows, default=str, indent=2))
+        _echo(json.dumps(rows, default=str, indent=2))
         return
     for note in result.notes:
-        typer.echo(f"note: {note}")
+        _echo(f"note: {note}")
     if result.filters:
-        typer.echo("filters: " + ", ".join(result.filters))
+        _echo("filters: " + ", ".join(result.filters))
     if not hits:
-        typer.echo("no results")
+        _echo("no results")
     for rank, hit in enumerate(hits, start=1):
         p = hit.payload
         where = hit.location()
-        typer.secho(f"[{rank}] {p.get('file_name') or p.get('doc_id')}" + (f" ({where})" if where else ""), bold=True)
+        _echo(f"[{rank}] {p.get('file_name') or p.get('doc_id')}" + (f" ({where})" if where else ""), bold=True)
         scores = "  ".join(f"{k} {v:.4f}" for k, v in hit.scores.items())
-        typer.echo(f"    {scores}" + (f"  matched: {', '.join(hit.matched)}" if hit.matched else ""))
+        _echo(f"    {scores}" + (f"  matched: {', '.join(hit.matched)}" if hit.matched else ""))
         snippet = " ".join(hit.text.split())
-        typer.echo(f"    {snippet[:300]}{'...' if len(snippet) > 300 else ''}")
+        _echo(f"    {snippet[:300]}{'...' if len(snippet) > 300 else ''}")
 
 
 @app.command()
@@ -156,27 +195,29 @@ def stats() -> None:
     """What is in the index: documents, chunks, size on disk."""
     from index.filters import Filter, Match
     from index.store import StoreError, open_store
+    from index.versions import visible
 
     settings: Settings = get_settings()
     try:
         with open_store(settings) as store:
             info = store.stats()
-            docs = store.facet("doc_id", Filter(must=[Match("committed", 1)]), limit=100_000)
-            by_type = store.facet("doc_type", Filter(must=[Match("chunk_index", 0), Match("committed", 1)]))
-            by_dept = store.facet("department", Filter(must=[Match("chunk_index", 0), Match("committed", 1)]))
+            first_chunks = Filter(must=[Match("chunk_index", 0)]) & visible()
+            docs = store.facet("doc_id", visible(), limit=100_000)
+            by_type = store.facet("doc_type", first_chunks)
+            by_dept = store.facet("department", first_chunks)
     except StoreError as exc:
         _fail(str(exc))
     where = settings.qdrant_url or str(settings.index_path)
-    typer.echo(f"index:      {where} ({store.backend})")
-    typer.echo(f"documents:  {len(docs)}")
-    typer.echo(f"chunks:     {sum(docs.values())} ({info.points} points, {info.segments} segments)")
+    _echo(f"index:      {where} ({store.backend})")
+    _echo(f"documents:  {len(docs)}")
+    _echo(f"chunks:     {sum(docs.values())} ({info.points} points, {info.segments} segments)")
     if info.disk_bytes:
         per = info.disk_bytes / max(info.points, 1)
-        typer.echo(f"disk:       {info.disk_bytes / 1048576:.1f} MB ({per / 1024:.1f} KB per chunk)")
+        _echo(f"disk:       {info.disk_bytes / 1048576:.1f} MB ({per / 1024:.1f} KB per chunk)")
     if info.extra.get("embedder"):
-        typer.echo(f"embedder:   {info.extra['embedder']} ({info.extra.get('dim')}-d), binary codes + float8 copy")
-    typer.echo("types:      " + (", ".join(f"{k} {v}" for k, v in sorted(by_type.items())) or "-"))
-    typer.echo("department: " + (", ".join(f"{k} {v}" for k, v in sorted(by_dept.items())) or "-"))
+        _echo(f"embedder:   {info.extra['embedder']} ({info.extra.get('dim')}-d), binary codes + float8 copy")
+    _echo("types:      " + (", ".join(f"{k} {v}" for k, v in sorted(by_type.items())) or "-"))
+    _echo("department: " + (", ".join(f"{k} {v}" for k, v in sorted(by_dept.items())) or "-"))
 
 
 @app.command()
@@ -192,7 +233,7 @@ def delete(doc: Annotated[str, typer.Argument(help="Document id, file path or un
         _fail(str(exc))
     if not removed:
         _fail(f"no document matches '{doc}' (see `erag stats`)")
-    typer.echo(f"removed {removed} chunks of {doc}")
+    _echo(f"removed {removed} chunks of {doc}")
 
 
 @app.command("eval")
@@ -240,15 +281,15 @@ def evaluate(
     except (DatasetError, ConfigError, StoreError, AnswerSetupError) as exc:
         _fail(str(exc))
     folder = write_report(result, out or Path("eval/reports") / f"{data.name}-{data.split}")
-    typer.echo(f"\n{result.dataset} ({result.split}, {result.queries} queries, {result.embedder})\n")
-    typer.echo(markdown_table(result))
+    _echo(f"\n{result.dataset} ({result.split}, {result.queries} queries, {result.embedder})\n")
+    _echo(markdown_table(result))
     if result.answers is not None:
-        typer.echo(f"\nanswers ({result.answers.answerer}):\n{answers_table(result)}")
+        _echo(f"\nanswers ({result.answers.answerer}):\n{answers_table(result)}")
     elif answers and not data.questions():
-        typer.echo(f"\nnote: {data.name} has no reference answers (questions.jsonl): answers were not scored")
+        _echo(f"\nnote: {data.name} has no reference answers (questions.jsonl): answers were not scored")
     for note in result.notes:
-        typer.echo(f"note: {note}")
-    typer.echo(f"\nreport: {folder}/report.md, results.json, *.png")
+        _echo(f"note: {note}")
+    _echo(f"\nreport: {folder}/report.md, results.json, *.png")
 
 
 # --- chat ------------------------------------------------------------------------------------
@@ -279,9 +320,9 @@ def ask(
         try:
             for event in chat.run(question, user, conversation, flt):
                 if event.type == "rewritten" and event.text != " ".join(question.split()) and not as_json:
-                    typer.secho(f"(searching for: {event.text})", dim=True, err=True)
+                    _echo(f"(searching for: {event.text})", dim=True, err=True)
                 elif event.type == "token" and not as_json:
-                    typer.echo(event.text, nl=False)
+                    _echo(event.text, nl=False)
                 elif event.type == "answer":
                     final = event.answer
         finally:
@@ -290,7 +331,7 @@ def ask(
         _fail(str(exc))
     assert final is not None
     if as_json:
-        typer.echo(json.dumps({
+        _echo(json.dumps({
             "answer": final.text, "abstained": final.abstained, "mode": final.mode, "notice": final.notice,
             "rewritten_query": final.rewritten_query, "conversation_id": final.conversation_id,
             "citations": [{"number": s.number, "id": s.hit.id, "file_name": s.file_name, "location": s.location}
@@ -299,15 +340,15 @@ def ask(
         }, indent=2, default=str))
         return
     if final.mode == "abstained":
-        typer.echo(final.text, nl=False)
-    typer.echo("")
+        _echo(final.text, nl=False)
+    _echo("")
     if final.notice and final.mode != "extractive":
-        typer.secho(f"note: {final.notice}", dim=True)
+        _echo(f"note: {final.notice}", dim=True)
     for source in final.cited_sources():
-        typer.secho(source.label(), bold=True)
+        _echo(source.label(), bold=True)
         snippet = " ".join((source.excerpt or source.hit.text).split())
-        typer.echo(f"    {snippet[:240]}{'...' if len(snippet) > 240 else ''}")
-    typer.secho(f"conversation: {final.conversation_id} (continue with --conversation)", dim=True, err=True)
+        _echo(f"    {snippet[:240]}{'...' if len(snippet) > 240 else ''}")
+    _echo(f"conversation: {final.conversation_id} (continue with --conversation)", dim=True, err=True)
 
 
 @app.command()
@@ -327,7 +368,7 @@ def serve(
             "--client.toolbarMode", "viewer",
             # The browser refuses files over the upload limit before sending them (the page checks again).
             "--server.maxUploadSize", str(max(1, round(get_settings().max_file_mb)))]
-    typer.echo(f"chat page on http://{host}:{port}")
+    _echo(f"chat page on http://{host}:{port}")
     os.execv(sys.executable, args)
 
 
@@ -357,12 +398,12 @@ def jobs(limit: Annotated[int, typer.Option(min=1, max=10_000, help="Latest jobs
     board = JobBoard(ChatDatabase.from_settings(settings), settings.job_lease_s, settings.job_max_attempts)
     rows = board.recent(limit)
     if not rows:
-        typer.echo("no jobs yet (upload files on the admin page)")
+        _echo("no jobs yet (upload files on the admin page)")
     for job in rows:
         detail = job.reason or (f"{job.chunks} chunks, {job.outcome}" if job.status == "indexed" else "")
-        typer.echo(f"{job.id:>6}  {job.status:9}  {job.file_name}" + (f": {detail}" if detail else ""))
+        _echo(f"{job.id:>6}  {job.status:9}  {job.file_name}" + (f": {detail}" if detail else ""))
     counts = ", ".join(f"{n} {status}" for status, n in sorted(board.counts().items()))
-    typer.echo(f"total: {counts or 'none'}")
+    _echo(f"total: {counts or 'none'}")
 
 
 @app.command("train-reranker")
@@ -393,16 +434,16 @@ def train_reranker(
         _fail(str(exc))
     write_lists(lists, cache / "lists.jsonl")
     training = sum(i.split == "train" for i in lists)
-    typer.echo(f"mined {len(lists)} lists ({training} for training) -> {cache}/lists.jsonl")
+    _echo(f"mined {len(lists)} lists ({training} for training) -> {cache}/lists.jsonl")
     try:
         report = RerankerTrainer(settings, max_length=max_length, epochs=epochs, layers=layers,
                                  learning_rate=learning_rate).run(lists, out)
     except ValueError as exc:
         _fail(str(exc))
-    typer.echo(f"trained in {report['training']['seconds'] / 60:.1f} min -> {out}")
+    _echo(f"trained in {report['training']['seconds'] / 60:.1f} min -> {out}")
     for src, v in report["validation"].items():
         first = f", first-pass order {v['first_pass']['mrr']:.3f}" if v.get("first_pass") else ""
-        typer.echo(f"  {src}: MRR {v['untrained']['mrr']:.3f} -> {v['trained']['mrr']:.3f}{first} "
+        _echo(f"  {src}: MRR {v['untrained']['mrr']:.3f} -> {v['trained']['mrr']:.3f}{first} "
                    f"({v['trained']['lists']} held-out lists)")
 
 
@@ -422,7 +463,7 @@ def feedback_export(
         summary = FeedbackStore(ChatDatabase.from_settings(get_settings())).export(out)
     except (OSError, ValueError) as exc:
         _fail(str(exc))
-    typer.echo(f"wrote {out}: {summary.feedback} ratings, {summary.queries} queries, "
+    _echo(f"wrote {out}: {summary.feedback} ratings, {summary.queries} queries, "
                f"{summary.positives} positive and {summary.negatives} negative judgements")
 
 
@@ -457,7 +498,7 @@ def user_add(
             _fail(f"{path} does not exist yet: add an administrator first (--admin)")
     except AccountError as exc:
         _fail(str(exc))
-    typer.echo(f"{'admin' if admin else 'user'} {username} ({', '.join(group_list)}) saved in {path}")
+    _echo(f"{'admin' if admin else 'user'} {username} ({', '.join(group_list)}) saved in {path}")
 
 
 if __name__ == "__main__":

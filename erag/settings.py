@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from erag.access import require_groups
+
 SearchMode = Literal["float32", "binary", "binary_rescore", "binary_f8"]
 Fusion = Literal["rrf", "dbsf"]
 Precision = Literal["float32", "int8"]
@@ -56,13 +58,26 @@ class Settings(BaseSettings):
     breakpoint_percentile: float = Field(80.0, gt=0, lt=100)
     table_max_tokens: int = Field(256, ge=32, le=512)
     max_file_mb: float = Field(50.0, gt=0)
+    max_text_mb: float = Field(
+        20.0, gt=0, description="Largest text one file may expand to (prose, table cells, titles; 1 MB = 1,048,576 "
+        "characters): a small file that expands past it (nested lists, a compressed workbook) fails with a reason.",
+    )
     departments: list[str] = Field(
         default_factory=lambda: [
             "HR", "Human Resources", "Finance", "IT", "Engineering", "Sales", "Marketing", "Legal",
             "Operations", "Consulting", "Customer Support", "Product", "Research",
         ]
     )
-    default_groups: list[str] = Field(default_factory=lambda: ["all"])
+    default_groups: list[str] = Field(
+        default_factory=lambda: ["all"],
+        description="Access groups of a file that no `_meta.json` above it governs (README, Access control); "
+        "never empty.",
+    )
+    doc_roots: list[Path] = Field(
+        default_factory=list,
+        description="Document roots: a file's `_meta.json` files are read up to the root that holds it (else up to "
+        "the top of the file system), whichever folder or file an ingest is started on.",
+    )
 
     # --- index ---------------------------------------------------------------------------
     hnsw_m: int = 16
@@ -164,6 +179,11 @@ class Settings(BaseSettings):
     chat_feedback_min_similarity: float = Field(
         0.6, gt=0.0, le=1.0, description="How close (MiniLM cosine) a past rated question must be to count."
     )
+    chat_injection_guard: bool = Field(
+        True, description="Defend against instructions written in documents (app/injection.py): quote sources, "
+        "withhold instruction-like sentences, drop answer sentences that ask for credentials or carry unknown "
+        "contacts.",
+    )
     demo_user: str = Field("demo", description="Who the chat page acts as until sign-in lands.")
     demo_user_name: str = "Demo Employee"
     demo_groups: list[str] = Field(default_factory=lambda: ["all"])
@@ -209,6 +229,12 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_path_is_default(cls, value: object) -> object:
         return value or None
+
+    @field_validator("default_groups", "demo_groups")
+    @classmethod
+    def _groups_are_valid(cls, value: list[str]) -> list[str]:
+        # Fail closed at start-up: an empty or blank group list must never become "readable by everyone".
+        return list(require_groups(value))  # type: ignore[arg-type]
 
     @model_validator(mode="after")
     def _check_chunk_bounds(self) -> Settings:

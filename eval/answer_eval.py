@@ -28,6 +28,9 @@ from erag.schema import Hit
 from eval.datasets import EvalDataset, Question
 from index.filters import Filter, Match
 
+# Evaluation corpora are ingested with the default groups: questions are asked as an employee of `all`, like the
+# chat's users, never unrestricted.
+EVAL_GROUPS = ("all",)
 SHORT_ANSWER_TOKENS = 10  # longer references (docugami's prose answers) cannot be found verbatim in a chunk
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
@@ -104,7 +107,7 @@ class ExtractiveAnswerer:
         return {w for w in normalize_answer(text).split() if w not in self.stopwords}
 
     def answer(self, question: str, filters: Filter | None = None) -> Answer:
-        hits = self.retriever.run(question, top_k=self.top_k, filters=filters).hits
+        hits = self.retriever.run(question, top_k=self.top_k, groups=EVAL_GROUPS, filters=filters).hits
         wanted = self._words(question)
         best: tuple[float, int, str, Hit] | None = None
         for rank, hit in enumerate(hits):
@@ -129,7 +132,7 @@ class ChatAnswerer:
         from erag.users import User
 
         self.pipeline = pipeline
-        self.user = User(username="eval", name="Evaluation", groups=("all",))
+        self.user = User(username="eval", name="Evaluation", groups=EVAL_GROUPS)
         mode = "LLM" if getattr(pipeline, "generator", None) is not None else "extractive, no LLM"
         self.name = f"chat pipeline ({mode})"
 

@@ -24,8 +24,8 @@ from typing import Literal
 from erag.settings import Settings
 from eval.datasets import EvalDataset
 from eval.embedding_cache import EmbeddingCache, model_key
-from index.filters import Filter, Match
 from index.store import Store, open_store
+from index.versions import visible
 from ingest.pipeline import IngestPipeline
 from ingest.sparse_encoder import SparseEncoder
 
@@ -89,10 +89,10 @@ class DatasetIndexes:
         indexed = store.facet("doc_id", None, limit=1_000_000)
         for stale in sorted(set(map(str, indexed)) - wanted):  # documents the dataset no longer has
             pipeline.delete(stale)
-        visible = Filter(must=[Match("committed", 1)])
+        readable = visible()
         encoder = SparseEncoder(settings.bm25_k1, settings.bm25_b, settings.bm25_avg_len)
         chunks, terms = 0, 0
-        for hit in store.scroll(visible, fields=["text"]):
+        for hit in store.scroll(readable, fields=["text"]):
             chunks += 1
             terms += len(encoder.run(hit.text)[0])
         built = BuiltIndex(
@@ -100,7 +100,7 @@ class DatasetIndexes:
             settings=settings,
             store=store,
             chunks=chunks,
-            documents=len(store.facet("doc_id", visible, limit=1_000_000)),
+            documents=len(store.facet("doc_id", readable, limit=1_000_000)),
             disk_bytes=store.stats().disk_bytes,
             sparse_terms=terms / max(chunks, 1),
             ingest=report.counts(),

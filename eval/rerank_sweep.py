@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from erag.schema import Hit
 from erag.settings import get_settings
+from eval.answer_eval import EVAL_GROUPS
 from eval.configs import CONFIGS
 from eval.datasets import EvalDataset
 from eval.indexes import DatasetIndexes
@@ -114,7 +115,7 @@ def _search_and_score(args, settings, dataset, runner, queries):
         retriever = Retriever(built.settings.model_copy(update={"query_filters": "off", "reranker": None}),
                               store=built.store, embedder=embedder)
         for qid in tqdm(sorted(queries), desc="score", unit="q"):
-            hits = retriever.run(queries[qid], top_k=runner.depth).hits
+            hits = retriever.run(queries[qid], top_k=runner.depth, groups=EVAL_GROUPS).hits
             first[qid] = hits
             head = hits[: reranker.top_n]
             scored[qid] = np.asarray(reranker.model.predict([(queries[qid], h.text) for h in head],

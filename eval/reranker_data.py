@@ -25,6 +25,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from erag.access import UNRESTRICTED
 from erag.schema import Hit
 from erag.settings import Settings
 
@@ -178,7 +179,7 @@ class RerankerDataMiner:
                     # same report's other chunks are sure negatives.
                     return False if context.get(hit.doc_id) == ctx else None
 
-                hits = retriever.run(q["question"], top_k=DEPTH).hits
+                hits = retriever.run(q["question"], top_k=DEPTH, groups=UNRESTRICTED).hits
                 split = split_of(q["context_id"])
                 item = make_list(q["_id"], "tatqa_dev", split, q["question"], hits, judge)
                 if item:
@@ -207,7 +208,7 @@ class RerankerDataMiner:
         def lists(retriever) -> Iterable[RankList]:
             for q in self._take(questions, "docugami_sec10q"):
                 gold = set(q["gold_docs"])
-                hits = retriever.run(q["question"], top_k=DEPTH).hits
+                hits = retriever.run(q["question"], top_k=DEPTH, groups=UNRESTRICTED).hits
                 in_gold = [h for h in hits if _doc_name(h.doc_id) in gold]
                 # Gold is per filing: the positive is the gold page chunk that shares most with the answer.
                 best = max(in_gold, key=lambda h: overlap(q["answer"], h.text), default=None)
@@ -231,7 +232,7 @@ class RerankerDataMiner:
 
         def lists(retriever) -> Iterable[RankList]:
             for q in self._take(questions, "h2o_hr_policy"):
-                hits = retriever.run(q["question"], top_k=DEPTH).hits
+                hits = retriever.run(q["question"], top_k=DEPTH, groups=UNRESTRICTED).hits
                 scored = {h.id: overlap(q["answer"], h.text) for h in hits}
                 best = max(hits, key=lambda h: scored[h.id], default=None)
                 # The questions were written from pages by an LLM: the page that holds most of the answer
@@ -282,7 +283,7 @@ class RerankerDataMiner:
         writer = SyntheticQueries(self.settings, self.cache_root / "synthetic_queries.jsonl")
         try:
             for chunk, query in writer.run(chunks, progress=self.progress):
-                hits = retriever.run(query, top_k=DEPTH).hits
+                hits = retriever.run(query, top_k=DEPTH, groups=UNRESTRICTED).hits
                 # Kept only when retrieval finds the source again (Promptagator's round-trip filter):
                 # a question that does not lead back to its passage is probably not about it.
                 if chunk.id not in [h.id for h in hits[:5]]:

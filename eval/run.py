@@ -31,6 +31,7 @@ from tqdm import tqdm
 from erag.schema import Hit
 from erag.settings import Settings
 from eval.answer_eval import (
+    EVAL_GROUPS,
     Answerer,
     AnswerEval,
     AnswerResult,
@@ -256,8 +257,8 @@ class EvalRun:
         retriever, built = self._retriever(indexes, config)
 
         def search(text: str) -> list[str]:
-            hits = retriever.run(text, top_k=self.depth, mode=config.mode, retriever=config.retriever,
-                                 rerank=config.rerank).hits
+            hits = retriever.run(text, top_k=self.depth, groups=EVAL_GROUPS, mode=config.mode,
+                                 retriever=config.retriever, rerank=config.rerank).hits
             return [h.doc_id for h in break_ties(hits)]
 
         ids, latency, errors = self._timed(queries, search, bar)

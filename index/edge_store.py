@@ -15,29 +15,23 @@ from typing import Any
 
 import qdrant_edge as qe
 
+from erag.home import private_dir
 from erag.schema import Hit
 from erag.settings import Settings
 from index import spec
-from index.filters import Filter, Match
+from index.filters import Filter, translate
 from index.store import DenseQuery, HybridQuery, IndexPoint, Store, StoreError, StoreStats
 
 _META = "erag_meta.json"
 
 
-def _condition(match: Match) -> qe.FieldCondition:
-    if len(match.values) == 1:
-        return qe.FieldCondition(key=match.key, match=qe.MatchValue(match.values[0]))
-    return qe.FieldCondition(key=match.key, match=qe.MatchAny(list(match.values)))
+def _field(key: str, value: Any, any_of: list[Any] | None) -> qe.FieldCondition:
+    return qe.FieldCondition(key=key, match=qe.MatchAny(any_of) if any_of is not None else qe.MatchValue(value))
 
 
 def to_edge_filter(flt: Filter | None) -> qe.Filter | None:
-    if flt is None or flt.is_empty():
-        return None
-    return qe.Filter(
-        must=[_condition(m) for m in flt.must] or None,
-        must_not=[_condition(m) for m in flt.must_not] or None,
-        should=[_condition(m) for m in flt.should] or None,
-    )
+    return translate(flt, _field, lambda must, must_not, should: qe.Filter(must=must, must_not=must_not,
+                                                                           should=should))
 
 
 def _search_params(dense: DenseQuery) -> qe.SearchParams:
@@ -76,6 +70,7 @@ class EdgeStore(Store):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.path = settings.index_path
+        private_dir(settings.home)  # an older home made before it was owner-only is tightened here
         self.shard: qe.EdgeShard | None = None
         if (self.path / _META).exists():
             self.shard = self._open(lambda: qe.EdgeShard.load(str(self.path)))
@@ -138,7 +133,7 @@ class EdgeStore(Store):
             # No meta file but a folder: a previous create was killed before it finished, and nothing
             # can have been ingested into it, so it is safe to start over.
             shutil.rmtree(self.path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path)
         self.shard = self._open(lambda: qe.EdgeShard.create(str(self.path), config))
         shard = self.shard
         for name in spec.KEYWORD_FIELDS:

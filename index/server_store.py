@@ -15,24 +15,18 @@ from qdrant_client import QdrantClient, models
 from erag.schema import Hit
 from erag.settings import Settings
 from index import spec
-from index.filters import Filter, Match
+from index.filters import Filter, translate
 from index.store import DenseQuery, HybridQuery, IndexPoint, Store, StoreError, StoreStats
 
 
-def _condition(match: Match) -> models.FieldCondition:
-    if len(match.values) == 1:
-        return models.FieldCondition(key=match.key, match=models.MatchValue(value=match.values[0]))
-    return models.FieldCondition(key=match.key, match=models.MatchAny(any=list(match.values)))
+def _field(key: str, value: Any, any_of: list[Any] | None) -> models.FieldCondition:
+    match = models.MatchAny(any=any_of) if any_of is not None else models.MatchValue(value=value)
+    return models.FieldCondition(key=key, match=match)
 
 
 def to_client_filter(flt: Filter | None) -> models.Filter | None:
-    if flt is None or flt.is_empty():
-        return None
-    return models.Filter(
-        must=[_condition(m) for m in flt.must] or None,
-        must_not=[_condition(m) for m in flt.must_not] or None,
-        should=[_condition(m) for m in flt.should] or None,
-    )
+    return translate(flt, _field, lambda must, must_not, should: models.Filter(must=must, must_not=must_not,
+                                                                               should=should))
 
 
 def _search_params(dense: DenseQuery) -> models.SearchParams:

@@ -13,9 +13,9 @@ KEYWORD_FIELDS = [
     "department", "owner", "groups",
     *[f for f in ENTITY_FIELDS if f != "years"],
 ]
-# `committed` is 0/1, not a bool: qdrant-edge 0.9 turns a Python bool in MatchValue into an integer,
-# so a bool field never matches there. Integers behave the same on every backend.
-INTEGER_FIELDS = ["page", "chunk_index", "years", "committed"]
+# `slot` and `live` (index/versions.py: which version of a document readers see) are 0/1 integers, not bools:
+# qdrant-edge 0.9 turns a Python bool in MatchValue into an integer, so a bool field never matches there.
+INTEGER_FIELDS = ["page", "chunk_index", "years", "slot", "live"]
 INDEXED_FIELDS = frozenset(KEYWORD_FIELDS + INTEGER_FIELDS)
 
 # Fields that hits carry back; the float8 copy is fetched only when rescoring needs it.

@@ -14,13 +14,20 @@ from ingest.table_chunker import TableChunker
 
 # Room left in the embedder's window for the title/heading line placed above every prose chunk.
 _BREADCRUMB_TOKENS = 32
+# Longest title/heading line above a chunk, and longest heading kept in a chunk's payload: a file can make
+# a megabyte-long "heading", which every chunk of the document would repeat.
+MAX_BREADCRUMB_CHARS = 300
+
+
+def _shorten(text: str, limit: int = MAX_BREADCRUMB_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def breadcrumb(title: str, headings: list[str]) -> str:
-    """'Title > Section > Subsection', without repeating a heading equal to the title."""
+    """'Title > Section > Subsection', without repeating a heading equal to the title (at most 300 characters)."""
     trail = [title] if title else []
     trail += [h for h in headings if h and h != title]
-    return " > ".join(trail)
+    return _shorten(" > ".join(trail))
 
 
 class DocumentChunker:
@@ -29,6 +36,11 @@ class DocumentChunker:
     def __init__(self, prose: SemanticChunker, tables: TableChunker) -> None:
         self.prose = prose
         self.tables = tables
+
+    @property
+    def max_chars(self) -> int:
+        """No chunk text is longer than this (what NER and the embedder are given stays bounded)."""
+        return max(self.prose.max_chars + MAX_BREADCRUMB_CHARS + 1, self.tables.max_chars)
 
     @property
     def prose_budget(self) -> int:
@@ -47,7 +59,8 @@ class DocumentChunker:
             for piece in self.prose.run(pending, budget=self.prose_budget):
                 crumb = breadcrumb(document.title, piece.headings)
                 text = f"{crumb}\n{piece.body}" if crumb else piece.body
-                chunks.append(Chunk(document.doc_id, len(chunks), text, page=piece.page, headings=piece.headings))
+                headings = [_shorten(h) for h in piece.headings]
+                chunks.append(Chunk(document.doc_id, len(chunks), text, page=piece.page, headings=headings))
             pending.clear()
 
         for block in document.blocks:
@@ -74,7 +87,7 @@ class DocumentChunker:
                 sheet=table.sheet,
                 row_start=piece.row_start,
                 row_end=piece.row_end,
-                headings=list(table.headings),
+                headings=[_shorten(h) for h in table.headings],
                 table={"columns": piece.columns, "rows": piece.rows},
             )
             for i, piece in enumerate(self.tables.run(table))

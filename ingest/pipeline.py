@@ -6,10 +6,12 @@ Example:
     >>> report.counts()
     {'added': 9}
 
-Each document is written under a version (hash of its bytes and of the settings that shape its
-chunks). New chunks are written invisible (`committed=false`), made visible in one update, and only
-then are older versions removed. Search only sees committed chunks, so a killed ingest never exposes
-a half-written document, and a re-run finds the leftovers by version and finishes the job.
+Each document is written under a version (hash of its bytes and of the settings and metadata that shape its
+chunks); an unchanged version is skipped. A new version replaces the old one in a single index update
+(`index.versions.write_version`), so a reader never sees both, and a killed ingest never exposes half a
+document. Metadata, access groups included, comes from the file's place (`ingest.metadata`), whichever
+folder or file the ingest was started on. One bad file, at any stage (parse, chunk, NER, embed, write), is
+that file's one-line failure; the rest of the batch is indexed.
 """
 
 from __future__ import annotations
@@ -24,26 +26,29 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from tqdm import tqdm
 
+from erag.access import require_groups
 from erag.models import load_spacy
 from erag.schema import Chunk, LoadedDocument, point_id
 from erag.settings import Settings
+from erag.textsafe import printable
 from index import float8
 from index.filters import Filter, Match, doc_filter
 from index.store import IndexPoint, Store, open_store
+from index.versions import VersionState, version_state, write_version
 from ingest.chunker import DocumentChunker
 from ingest.embedder import Embedder
 from ingest.entities import EntityTagger
 from ingest.loaders import SUPPORTED_SUFFIXES, FileLoader, LoadError
 from ingest.loaders.beir_corpus import is_beir_dataset, read_corpus
+from ingest.metadata import META_FILE, MetadataError, MetadataResolver
 from ingest.prose_chunker import SemanticChunker
 from ingest.sparse_encoder import SparseEncoder
 from ingest.table_chunker import TableChunker
 
-META_FILE = "_meta.json"
 _UPSERT_BATCH = 64
 _FLUSH_CHUNKS = 256  # chunks gathered across files before one embedding pass: big batches embed faster
 _CHUNK_GROUP = 64  # documents whose sentence breakpoints are embedded in one batch
@@ -60,10 +65,12 @@ class FileResult:
     status: str  # added | updated | unchanged | repaired | failed | removed | skipped
     chunks: int = 0
     reason: str = ""
+    stage: str = ""  # where a failure happened: parse, tagging, embedding or indexing
 
     def line(self) -> str:
+        """One line for a terminal or a log: control characters in a file name or reason are escaped."""
         detail = f"{self.chunks} chunks" if self.status in ("added", "updated") else self.reason
-        return f"{self.status:9} {self.path}" + (f": {detail}" if detail else "")
+        return printable(f"{self.status:9} {self.path}" + (f": {detail}" if detail else ""))
 
 
 @dataclass
@@ -85,6 +92,49 @@ class IngestReport:
     def failed(self) -> list[FileResult]:
         return [r for r in self.results if r.status == "failed"]
 
+    def summary(self) -> str:
+        """'done: 7 added, 1 failed; 42 chunks (parse ...)', the last line `erag ingest` prints."""
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(self.counts().items())) or "nothing to do"
+        t = self.timings
+        return (f"done: {counts}; {self.chunks} chunks (parse {t['parse']:.1f}s, ner {t['ner']:.1f}s, "
+                f"embed {t['embed']:.1f}s, index {t['index']:.1f}s)")
+
+
+@dataclass
+class DocumentVersion:
+    """Every chunk of one version of one document, embedded and ready to write (`index.versions.write_version`)."""
+
+    doc_id: str
+    version: str
+    points: list[IndexPoint]
+
+
+class Sink(Protocol):
+    """Where prepared document versions go: straight into the index, or (ingestion workers beside an embedded
+    index) into the spool that the process holding the index applies (jobs/spool.py)."""
+
+    def open(self, dim: int, embedder: str) -> None: ...
+
+    def state(self, doc_id: str, version: str) -> VersionState: ...
+
+    def write(self, version: DocumentVersion) -> None: ...
+
+
+class IndexSink:
+    """Write versions into `store` with the version-switch protocol; reads decide what is unchanged."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def open(self, dim: int, embedder: str) -> None:
+        self.store.ensure_collection(dim, embedder)
+
+    def state(self, doc_id: str, version: str) -> VersionState:
+        return version_state(self.store, doc_id, version)
+
+    def write(self, version: DocumentVersion) -> None:
+        write_version(self.store, version.doc_id, version.version, version.points, batch=_UPSERT_BATCH)
+
 
 @dataclass
 class _Pending:
@@ -94,9 +144,13 @@ class _Pending:
     result: FileResult
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException, stage: str = "") -> str:
+    """A failure as one line: a LoadError's message is already written for the user; anything else is an
+    unexpected error, named with its type and the stage it broke."""
     text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if isinstance(exc, LoadError) else f"{type(exc).__name__}: {text}"
+    if isinstance(exc, LoadError):
+        return text
+    return f"{stage + ' failed: ' if stage else ''}{type(exc).__name__}: {text}"
 
 
 def prefetched(items: Iterator[tuple[K, Callable[[], T] | R]], ahead: int) -> Iterator[tuple[K, T | R | Exception]]:
@@ -127,8 +181,12 @@ def prefetched(items: Iterator[tuple[K, Callable[[], T] | R]], ahead: int) -> It
 
 
 def iter_files(root: Path) -> Iterator[Path]:
-    """Files under `root` in a stable order, skipping hidden files and metadata sidecars."""
-    if root.is_file():
+    """Files under `root` in a stable order, skipping hidden files and metadata sidecars.
+
+    Symbolic links to folders are not descended into (pathlib's `**` does not follow them); a link to a file is
+    listed and later ingested as its target (`ingest.metadata`).
+    """
+    if not root.is_dir():
         yield root
         return
     for path in sorted(root.rglob("*")):
@@ -137,41 +195,12 @@ def iter_files(root: Path) -> Iterator[Path]:
             yield path
 
 
-def folder_metadata(path: Path, root: Path) -> dict[str, Any]:
-    """Fields from `_meta.json` files between `root` and the file's folder; the nearest one wins."""
-    meta: dict[str, Any] = {}
-    folders = [p for p in [path.parent, *path.parent.parents] if p == root or root in p.parents]
-    for folder in reversed(folders):
-        sidecar = folder / META_FILE
-        if sidecar.is_file():
-            try:
-                meta.update(json.loads(sidecar.read_text(encoding="utf-8")))
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise LoadError(f"{sidecar}: invalid JSON ({exc})") from exc
-    return meta
-
-
-def version_state(store: Store, doc_id: str, version: str) -> str:
-    """What ingesting this version does, as a FileResult status: 'added', 'unchanged', 'updated', or
-    'repaired' (the version was committed but a killed run left older ones; they are removed here).
-
-    Also used by the index writer that applies batches prepared by ingestion workers (jobs/writer.py).
-    """
-    versions = store.facet("version", doc_filter(doc_id))
-    if not versions:
-        return "added"
-    if version in versions:
-        committed = store.count(doc_filter(doc_id, version=version, committed=1))
-        if committed == versions[version]:
-            if len(versions) == 1:
-                return "unchanged"
-            store.delete(Filter(must=[Match("doc_id", doc_id)], must_not=[Match("version", version)]))
-            return "repaired"
-    return "updated"
-
-
 class IngestPipeline:
-    """Ingest files or already-loaded documents into the index, touching only what changed."""
+    """Ingest files or already-loaded documents into the index, touching only what changed.
+
+    `store` (default: the configured index) receives the chunks; a `sink` instead receives each prepared
+    document version (ingestion workers spool them for the process that holds the embedded index).
+    """
 
     def __init__(
         self,
@@ -180,17 +209,24 @@ class IngestPipeline:
         embedder: Embedder | None = None,
         progress: bool = True,
         on_stage: Callable[[str], None] | None = None,
+        sink: Sink | None = None,
     ) -> None:
         self.settings = settings
         # Told 'parsing', 'tagging', 'embedding', 'indexing' as work starts (ingestion workers show it per file).
         self.on_stage = on_stage or (lambda stage: None)
         self.embedder = embedder or Embedder.from_settings(settings)
-        self.store = store or open_store(settings)
-        self.store.ensure_collection(self.embedder.dim, self.embedder.name)
+        if sink is None:
+            self.store: Store | None = store or open_store(settings)
+            sink = IndexSink(self.store)
+        else:
+            self.store = store
+        self.sink = sink
+        self.sink.open(self.embedder.dim, self.embedder.name)
         self.progress = progress
-        self.loader = FileLoader(settings.max_file_mb)
+        self.loader = FileLoader.from_settings(settings)
         self._chunker: DocumentChunker | None = None
         self._tagger: EntityTagger | None = None
+        self._stage = "tagging"  # the stage a failure of `_analyse` is reported under
         self.sparse = SparseEncoder(settings.bm25_k1, settings.bm25_b, settings.bm25_avg_len)
 
     # --- lazily built stages: a run where nothing changed loads no model beyond the embedder ---------
@@ -230,13 +266,17 @@ class IngestPipeline:
     def run(
         self,
         paths: Iterable[Path],
-        metadata: dict[str, Any] | None = None,
         prune: bool = True,
         on_result: Callable[[FileResult], None] | None = None,
     ) -> IngestReport:
-        """Ingest files and folders. With `prune`, documents from a given folder whose file is gone are removed."""
+        """Ingest files and folders. With `prune`, documents from a given folder whose file is gone are removed.
+
+        Metadata and access groups come from each file's place (`ingest.metadata`), never from the caller.
+        """
         report = IngestReport()
         pending: list[_Pending] = []
+        resolver = MetadataResolver(self.settings.default_groups, self.settings.doc_roots)
+        reported_sidecars: set[Path] = set()
 
         def record(result: FileResult) -> None:
             report.results.append(result)
@@ -251,31 +291,46 @@ class IngestPipeline:
                 continue
             if root.is_dir() and is_beir_dataset(root):
                 # An evaluation corpus: its documents are the lines of corpus.jsonl, not the files.
-                beir = self.ingest_documents(read_corpus(root / "corpus.jsonl"))
-                for result in beir.results:
-                    record(result)
+                try:
+                    corpus_meta = resolver.run(root / "corpus.jsonl")
+                except MetadataError as exc:
+                    record(FileResult(str(exc.sidecar), "failed", reason=str(exc)))
+                    continue
+                beir = self.ingest_documents(read_corpus(root / "corpus.jsonl"), corpus_meta, on_result=record)
                 for stage, seconds in beir.timings.items():
                     report.timings[stage] += seconds
                 continue
             jobs += [(f, root) for f in iter_files(root)]
 
-        def planned() -> Iterator[tuple[Path, Callable[[], _Pending] | FileResult]]:
+        def planned() -> Iterator[tuple[Path, Callable[[], _Pending] | FileResult | None]]:
+            seen: set[Path] = set()
             for path, root in jobs:
                 if root.is_dir() and path.suffix.lower() not in SUPPORTED_SUFFIXES:
                     yield path, FileResult(str(path), "skipped", reason=f"unsupported type '{path.suffix or '(none)'}'")
                     continue
                 try:
-                    meta = {**folder_metadata(path, root if root.is_dir() else path.parent), **(metadata or {})}
-                    yield path, self._plan_file(path, meta, report)
+                    real = path.resolve(strict=True)
+                    if real in seen:  # a link to a file of the same batch: one document, ingested once
+                        yield path, FileResult(str(path), "skipped", reason=f"same file as {real}")
+                        continue
+                    seen.add(real)
+                    yield path, self._plan_file(path, real, resolver.run(real), report)
+                except MetadataError as exc:
+                    # One line per broken sidecar, not one per file below it.
+                    first = exc.sidecar not in reported_sidecars
+                    reported_sidecars.add(exc.sidecar)
+                    yield path, FileResult(str(exc.sidecar), "failed", reason=str(exc)) if first else None
                 except Exception as exc:  # one bad file never stops the batch
                     yield path, FileResult(str(path), "failed", reason=_one_line(exc))
 
         bar = tqdm(total=len(jobs), desc="ingest", unit="file", disable=not self.progress, leave=False)
         for path, item in prefetched(planned(), _PREFETCH_FILES):
             bar.update(1)
-            bar.set_postfix_str(path.name[-40:])
+            bar.set_postfix_str(printable(path.name[-40:]))
             if isinstance(item, Exception):
-                item = FileResult(str(path), "failed", reason=_one_line(item))
+                item = FileResult(str(path), "failed", reason=_one_line(item, "parse"), stage="parse")
+            if item is None:
+                continue
             if isinstance(item, FileResult):
                 record(item)
                 continue
@@ -284,7 +339,7 @@ class IngestPipeline:
                 self._write(pending, report, record)
         bar.close()
         self._write(pending, report, record)
-        if prune:
+        if prune and self.store is not None:
             for root in roots:
                 if root.is_dir() and not is_beir_dataset(root):
                     for doc_source in self._missing_sources(root):
@@ -293,28 +348,54 @@ class IngestPipeline:
         self._finish(report)
         return report
 
-    def ingest_documents(self, documents: Iterable[LoadedDocument]) -> IngestReport:
-        """Ingest documents loaded elsewhere (evaluation corpora, connectors), with the same versioning."""
+    def ingest_documents(
+        self,
+        documents: Iterable[LoadedDocument],
+        metadata: dict[str, Any] | None = None,
+        on_result: Callable[[FileResult], None] | None = None,
+    ) -> IngestReport:
+        """Ingest documents loaded elsewhere (evaluation corpora, connectors), with the same versioning.
+
+        Each document's own metadata wins over `metadata`; groups missing from both are the configured default
+        groups, and invalid groups fail that document.
+        """
         report = IngestReport()
         pending: list[_Pending] = []
+        base = {"groups": list(self.settings.default_groups), **(metadata or {})}
 
-        def chunk_group(group: list[tuple[LoadedDocument, str, str]]) -> list[_Pending]:
+        def record(result: FileResult) -> None:
+            report.results.append(result)
+            if on_result:
+                on_result(result)
+
+        def chunk_group(group: list[tuple[LoadedDocument, str, str]]) -> list[_Pending | FileResult]:
             started = time.perf_counter()
             self.chunker.warm([doc for doc, _, _ in group])
-            chunked = [_Pending(doc, version, self.chunker.run(doc), FileResult(doc.doc_id, state))
-                       for doc, version, state in group]
+            chunked: list[_Pending | FileResult] = []
+            for doc, version, state in group:
+                try:
+                    chunked.append(_Pending(doc, version, self._chunks(doc), FileResult(doc.doc_id, state)))
+                except Exception as exc:  # one document that cannot be chunked never stops the corpus
+                    chunked.append(FileResult(doc.doc_id, "failed", reason=_one_line(exc, "chunking")))
             self.chunker.prose.forget()
             report.timings["parse"] += time.perf_counter() - started
             return chunked
 
-        def groups() -> Iterator[tuple[int, Callable[[], list[_Pending]]]]:
+        def groups() -> Iterator[tuple[int, Callable[[], list[_Pending | FileResult]]]]:
             group: list[tuple[LoadedDocument, str, str]] = []
             for document in documents:
-                content = json.dumps([document.title, [getattr(b, "text", "") for b in document.blocks]])
-                version = self._version(content.encode(), document.metadata)
-                state = self._state(document.doc_id, version)
+                try:
+                    document.metadata = {**base, **document.metadata}
+                    document.metadata["groups"] = list(require_groups(document.metadata["groups"],  # type: ignore[arg-type]
+                                                                      where=f"document {document.doc_id}"))
+                    content = json.dumps([document.title, [getattr(b, "text", "") for b in document.blocks]])
+                    version = self._version(content.encode(), document.metadata)
+                    state = self.sink.state(document.doc_id, version)
+                except Exception as exc:
+                    record(FileResult(document.doc_id, "failed", reason=_one_line(exc)))
+                    continue
                 if state in ("unchanged", "repaired"):
-                    report.results.append(FileResult(document.doc_id, state))
+                    record(FileResult(document.doc_id, state))
                     continue
                 group.append((document, version, state))
                 if len(group) >= _CHUNK_GROUP:
@@ -327,12 +408,16 @@ class IngestPipeline:
         for size, chunked in prefetched(groups(), 1):
             bar.update(size)
             if isinstance(chunked, Exception):
-                raise chunked
-            pending.extend(chunked)
+                raise chunked  # the corpus itself cannot be read (a malformed line): nothing sensible to go on with
+            for item in chunked:
+                if isinstance(item, FileResult):
+                    record(item)
+                else:
+                    pending.append(item)
             if sum(len(p.chunks) for p in pending) >= _FLUSH_CHUNKS:
-                self._write(pending, report, report.results.append)
+                self._write(pending, report, record)
         bar.close()
-        self._write(pending, report, report.results.append)
+        self._write(pending, report, record)
         self._finish(report)
         return report
 
@@ -342,13 +427,13 @@ class IngestPipeline:
         if doc_id is None:
             return 0
         flt = doc_filter(doc_id)
-        removed = self.store.count(flt)
-        self.store.delete(flt)
+        removed = self._store.count(flt)
+        self._store.delete(flt)
         return removed
 
     def resolve_doc(self, doc_ref: str) -> str | None:
         for key, value in (("doc_id", doc_ref), ("source", str(Path(doc_ref).resolve())), ("file_name", doc_ref)):
-            ids = self.store.facet("doc_id", Filter(must=[Match(key, value)]))
+            ids = self._store.facet("doc_id", Filter(must=[Match(key, value)]))
             if len(ids) == 1:
                 return str(next(iter(ids)))
             if len(ids) > 1:
@@ -356,7 +441,8 @@ class IngestPipeline:
         return None
 
     def close(self) -> None:
-        self.store.close()
+        if self.store is not None:
+            self.store.close()
 
     def __enter__(self) -> IngestPipeline:
         return self
@@ -365,99 +451,124 @@ class IngestPipeline:
         self.close()
 
     # --- steps -------------------------------------------------------------------------------------
+    @property
+    def _store(self) -> Store:
+        if self.store is None:
+            raise RuntimeError("this pipeline writes to a sink and has no index to read")
+        return self.store
+
     def _version(self, content: bytes, metadata: dict[str, Any]) -> str:
         digest = hashlib.sha256(content)
         digest.update(self.fingerprint(metadata).encode())
         return digest.hexdigest()[:24]
 
-    def _state(self, doc_id: str, version: str) -> str:
-        return version_state(self.store, doc_id, version)
+    def _chunks(self, document: LoadedDocument) -> list[Chunk]:
+        chunks = self.chunker.run(document)
+        if not chunks:
+            raise LoadError("no text to index")
+        return chunks
 
     def _plan_file(
-        self, path: Path, meta: dict[str, Any], report: IngestReport
+        self, path: Path, real: Path, meta: dict[str, Any], report: IngestReport
     ) -> Callable[[], _Pending] | FileResult:
         """What to do with a file: a result when nothing is to be done, else the parse-and-chunk work.
 
-        The index is only read here, on the calling thread; the returned work touches no index, so it
-        may run on the prefetch thread.
+        `real` is the file itself (links resolved): its path is the document id. The index is only read here,
+        on the calling thread; the returned work touches no index, so it may run on the prefetch thread.
         """
-        size = path.stat().st_size
+        size = real.stat().st_size
         if size > self.loader.max_bytes:  # checked before hashing: never read a huge file whole
-            self.loader.run(path)  # raises the size error with its message
-        doc_id = str(path.resolve())
-        version = self._version(path.read_bytes(), meta)
-        state = self._state(doc_id, version)
+            self.loader.run(real)  # raises the size error with its message
+        doc_id = str(real)
+        version = self._version(real.read_bytes(), meta)
+        state = self.sink.state(doc_id, version)
         if state in ("unchanged", "repaired"):
             return FileResult(str(path), state)
 
         def parse() -> _Pending:
             self.on_stage("parsing")
             started = time.perf_counter()
-            document = self.loader.run(path, doc_id)
+            document = self.loader.run(real, doc_id)
             document.metadata.update(meta)
             self.chunker.warm([document])
-            chunks = self.chunker.run(document)
-            self.chunker.prose.forget()
-            report.timings["parse"] += time.perf_counter() - started
-            if not chunks:
-                raise LoadError("no text to index")
+            try:
+                chunks = self._chunks(document)
+            finally:
+                self.chunker.prose.forget()
+                report.timings["parse"] += time.perf_counter() - started
             return _Pending(document, version, chunks, FileResult(str(path), state, len(chunks)))
 
         return parse
 
     def _write(self, pending: list[_Pending], report: IngestReport, record: Callable[[FileResult], None]) -> None:
+        """Tag, embed and write the pending documents; a failure is pinned on the one document that caused it."""
         if not pending:
             return
-        texts = [c.text for p in pending for c in p.chunks]
+        items = list(pending)
+        pending.clear()
+        try:
+            entities, vectors = self._analyse(items, report)
+        except Exception as exc:
+            if len(items) > 1:
+                # Which document broke the batch? Each alone finds out; the others are still written.
+                for item in items:
+                    self._write([item], report, record)
+                return
+            items[0].result.status, items[0].result.reason = "failed", _one_line(exc, self._stage)
+            items[0].result.stage = self._stage
+            record(items[0].result)
+            return
+        self.on_stage("indexing")
+        started = time.perf_counter()
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        offset = 0
+        for item in items:
+            doc, n = item.document, len(item.chunks)
+            try:
+                points = []
+                for chunk, ents, vec in zip(item.chunks, entities[offset : offset + n],
+                                            vectors[offset : offset + n], strict=True):
+                    indices, values = self.sparse.run(chunk.text)
+                    payload = self._payload(doc, item.version, chunk, n, ents, now)
+                    payload["f8"] = float8.encode(vec)
+                    points.append(IndexPoint(point_id(doc.doc_id, item.version, chunk.index), vec, indices, values,
+                                             payload))
+                self.sink.write(DocumentVersion(doc.doc_id, item.version, points))
+                item.result.chunks = n
+            except Exception as exc:  # e.g. a payload the engine refuses: this document fails, the batch goes on
+                item.result.status, item.result.reason = "failed", _one_line(exc, "indexing")
+                item.result.stage = "indexing"
+            offset += n
+            record(item.result)
+        report.timings["index"] += time.perf_counter() - started
+
+    def _analyse(self, items: list[_Pending], report: IngestReport) -> tuple[list[dict[str, list]], Any]:
+        """Entities and vectors of every chunk of `items`, in order (the NER and embedding stages)."""
+        texts = [c.text for p in items for c in p.chunks]
+        self._stage = "tagging"
         self.on_stage("tagging")
         started = time.perf_counter()
         entities = self.tagger.run(texts)
         report.timings["ner"] += time.perf_counter() - started
+        self._stage = "embedding"
         self.on_stage("embedding")
         started = time.perf_counter()
         vectors = self.embedder.run(texts, show_progress=False)
         report.timings["embed"] += time.perf_counter() - started
-        self.on_stage("indexing")
-
-        started = time.perf_counter()
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        offset = 0
-        for item in pending:
-            doc, n = item.document, len(item.chunks)
-            points = []
-            for chunk, ents, vec in zip(item.chunks, entities[offset : offset + n], vectors[offset : offset + n],
-                                        strict=True):
-                indices, values = self.sparse.run(chunk.text)
-                payload = self._payload(doc, item.version, chunk, n, ents, now)
-                payload["f8"] = float8.encode(vec)
-                pid = point_id(doc.doc_id, item.version, chunk.index)
-                points.append(IndexPoint(pid, vec, indices, values, payload))
-            offset += n
-            # Leftovers of a killed run of this very version are overwritten by id; other uncommitted ones go.
-            self.store.delete(
-                Filter(must=[Match("doc_id", doc.doc_id), Match("committed", 0)],
-                       must_not=[Match("version", item.version)])
-            )
-            for start in range(0, len(points), _UPSERT_BATCH):
-                self.store.upsert(points[start : start + _UPSERT_BATCH])
-            self.store.set_payload({"committed": 1}, doc_filter(doc.doc_id, version=item.version))
-            self.store.delete(Filter(must=[Match("doc_id", doc.doc_id)], must_not=[Match("version", item.version)]))
-            item.result.chunks = n
-            record(item.result)
-        report.timings["index"] += time.perf_counter() - started
-        pending.clear()
+        return entities, vectors
 
     @staticmethod
     def _payload(
         doc: LoadedDocument, version: str, chunk: Chunk, n_chunks: int, entities: dict[str, list], now: str
     ) -> dict[str, Any]:
         meta = doc.metadata
-        groups = meta.get("groups") or ["all"]
+        # Checked again where the chunk is made: whatever path the metadata took, no chunk is stored readable by
+        # 'everyone' because its groups were missing or blank.
+        groups = require_groups(meta.get("groups"), where=f"groups of {doc.doc_id}")
         payload: dict[str, Any] = {
             "text": chunk.text,
             "doc_id": doc.doc_id,
             "version": version,
-            "committed": 0,
             "source": doc.source,
             "file_name": meta.get("file_name", ""),
             "title": doc.title,
@@ -473,7 +584,7 @@ class IngestPipeline:
             "table": chunk.table,
             "department": meta.get("department"),
             "owner": meta.get("owner"),
-            "groups": [groups] if isinstance(groups, str) else list(groups),
+            "groups": list(groups),  # type: ignore[arg-type]
             "content_hash": chunk.content_hash,
             "ingested_at": now,
             **entities,
@@ -482,13 +593,14 @@ class IngestPipeline:
 
     def _missing_sources(self, root: Path) -> list[str]:
         prefix = str(root.resolve())
-        sources = self.store.facet("source", Filter(must=[Match("chunk_index", 0)]), limit=100_000)
+        sources = self._store.facet("source", Filter(must=[Match("chunk_index", 0)]), limit=100_000)
         return sorted(
             s for s in sources if isinstance(s, str) and s.startswith(prefix + "/") and not Path(s).exists()
         )
 
     def _finish(self, report: IngestReport) -> None:
-        if any(r.status in ("added", "updated", "removed", "repaired") for r in report.results):
+        if self.store is not None and any(r.status in ("added", "updated", "removed", "repaired")
+                                          for r in report.results):
             started = time.perf_counter()
             self.store.optimize()
             report.timings["index"] += time.perf_counter() - started

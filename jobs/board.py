@@ -261,6 +261,17 @@ class JobBoard:
             rows = session.execute(select(IngestJob.status, func.count()).group_by(IngestJob.status)).all()
             return {status: int(n) for status, n in rows}
 
+    def summary(self, job_ids: list[int]) -> dict[str, int]:
+        """How many of these jobs stand at each status (the admin page's line about the last upload)."""
+        from sqlalchemy import func
+
+        if not job_ids:
+            return {}
+        with self.db.session() as session:
+            rows = session.execute(select(IngestJob.status, func.count()).where(IngestJob.id.in_(job_ids))
+                                   .group_by(IngestJob.status)).all()
+            return {status: int(n) for status, n in rows}
+
     def pending(self) -> int:
         """Jobs not finished yet (queued, working or spooled)."""
         counts = self.counts()

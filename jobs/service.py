@@ -26,6 +26,7 @@ from typing import Any
 
 from app.db import ChatDatabase
 from app.uploads import UploadGuard, UploadOutcome
+from erag.home import private_dir
 from erag.settings import Settings
 from index.store import Store
 from jobs.board import JobBoard
@@ -55,7 +56,7 @@ class WorkerSupervisor:
             self.procs = [p for p in self.procs if p.poll() is None]
             started = 0
             logs = self.settings.home / "logs"
-            logs.mkdir(parents=True, exist_ok=True)
+            private_dir(logs)
             # Workers beside the app share its cores: split the inference threads between them.
             threads = max(1, self.settings.torch_threads // max(self.count, 1))
             env = {**os.environ, **settings_env(self.settings), "ERAG_TORCH_THREADS": str(threads)}
@@ -128,7 +129,7 @@ class IngestionService:
         for outcome in outcomes:
             if outcome.accepted and outcome.target is not None:
                 try:
-                    self.queue.submit(outcome.target, meta, submitted_by, incoming=outcome.staged)
+                    outcome.job_id = self.queue.submit(outcome.target, meta, submitted_by, incoming=outcome.staged)
                 except QueueError as exc:
                     outcome.accepted, outcome.message = False, str(exc)
         if any(o.accepted for o in outcomes):

@@ -1,132 +1,221 @@
 """Prepared index writes, handed from ingestion workers to the one process that holds the embedded index.
 
 Example:
-    >>> recorder = RecordingStore()
-    >>> IngestPipeline(settings, store=recorder).run([path])        # parses, tags, embeds; writes nothing
+    >>> sink = SpoolSink()
+    >>> IngestPipeline(settings, sink=sink).run([path])              # parses, tags, embeds; writes no index
     >>> spool = Spool(settings.home / "spool")
-    >>> spool.put(SpoolEntry(job_id=7, attempt=1, doc_id=..., version=..., chunks=12, dim=384, embedder=...,
-    ...                      ops=recorder.take()))
-    >>> for path, entry in spool.entries(): ...                     # the index writer replays them in job order
+    >>> spool.put(SpoolEntry.from_version(job_id=7, attempt=1, dim=384, embedder=..., version=sink.take()))
+    >>> for path in spool.paths(): entry = spool.read(path)          # the index writer applies them in job order
 
-A Qdrant Edge shard admits one process, so workers cannot write to it while the app serves chat. A
-worker runs the ingestion pipeline against a `RecordingStore`, which keeps the pipeline's writes (delete
-leftovers, upsert uncommitted chunks, commit, drop old versions) as a list of operations; the index writer
-replays that list on the real index, so the commit protocol and its crash safety are the pipeline's own.
-An entry becomes visible only by an atomic rename after fsync: a worker killed while writing one leaves a
-`.tmp` file that is never read (and is removed by `clean_partial`).
+A Qdrant Edge shard admits one process, so workers cannot write to it while the app serves chat. A worker
+runs the ingestion pipeline with a `SpoolSink`, which keeps the document version the pipeline prepared (its
+chunks, vectors and payloads); the index writer then writes that version on the real index with the same
+version-switch protocol (`index.versions.write_version`), so crash safety is the index's own.
+
+Data, never code: an entry is a safetensors file (the vectors as plain arrays, the header and payloads as JSON
+in its metadata), never a pickle, and it is validated field by field before anything is written: a tampered
+or damaged entry fails its job with the reason. An entry becomes visible only by an atomic rename after
+fsync: a worker killed while writing one leaves a `.tmp` file that is never read (see `clean_partial`).
 """
 
 from __future__ import annotations
 
+import json
 import os
-import pickle
+import re
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from erag.schema import Hit
-from index.filters import Filter
-from index.store import HybridQuery, IndexPoint, Store, StoreError, StoreStats
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
 
-Operation = tuple[str, tuple[Any, ...]]  # ("upsert" | "set_payload" | "delete", arguments)
+from erag.access import require_groups
+from index.store import IndexPoint
+from index.versions import VersionState
+from ingest.pipeline import DocumentVersion
+
+FORMAT = 1
+_HEADER_KEY = "erag_spool"
+# Payload fields the pipeline writes (ingest.pipeline.IngestPipeline._payload) plus entity fields: anything else
+# in an entry did not come from this product's workers.
+_PAYLOAD_KEYS = frozenset({
+    "text", "doc_id", "version", "source", "file_name", "title", "doc_type", "kind", "chunk_index", "n_chunks",
+    "page", "sheet", "row_start", "row_end", "headings", "table", "department", "owner", "groups", "content_hash",
+    "ingested_at", "f8", "people", "orgs", "places", "dates", "money", "departments", "products", "laws", "events",
+    "years",
+})
+_POINT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-class RecordingStore(Store):
-    """A write-only store: records ingestion's writes for replay; reads see an empty index.
+class SpoolError(ValueError):
+    """A spool entry cannot be used (damaged, tampered with, or not an entry at all); the message says why."""
 
-    Reads come back empty, so the pipeline plans every file as new; the writer decides on the real index
-    whether a replay is needed at all (`ingest.pipeline.version_state`).
-    """
 
-    backend = "recording"
+class SpoolSink:
+    """The pipeline's sink in a worker: every file is new to it (the writer decides on the real index), and the
+    prepared version is kept for the spool instead of being written."""
 
     def __init__(self) -> None:
-        self.ops: list[Operation] = []
         self.dim = 0
         self.embedder = ""
+        self.versions: list[DocumentVersion] = []
 
-    def ensure_collection(self, dim: int, embedder: str = "") -> None:
+    def open(self, dim: int, embedder: str) -> None:
         self.dim, self.embedder = dim, embedder
 
-    def upsert(self, points: list[IndexPoint]) -> None:
-        if points:
-            self.ops.append(("upsert", (list(points),)))
+    def state(self, doc_id: str, version: str) -> VersionState:
+        return "added"
 
-    def set_payload(self, payload: dict[str, Any], flt: Filter) -> None:
-        self.ops.append(("set_payload", (dict(payload), flt)))
+    def write(self, version: DocumentVersion) -> None:
+        self.versions.append(version)
 
-    def delete(self, flt: Filter) -> None:
-        self.ops.append(("delete", (flt,)))
+    def take(self) -> list[DocumentVersion]:
+        """The versions prepared since the last call."""
+        versions, self.versions = self.versions, []
+        return versions
 
-    def query(self, request: HybridQuery) -> list[Hit]:
-        raise StoreError("a recording store cannot be searched")
 
-    def scroll(self, flt: Filter | None = None, fields: list[str] | None = None, batch: int = 256) -> Iterator[Hit]:
-        return iter(())
+class _Header(BaseModel):
+    """The JSON part of an entry, checked strictly: the writer trusts nothing it did not validate."""
 
-    def count(self, flt: Filter | None = None) -> int:
-        return 0
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    def facet(self, key: str, flt: Filter | None = None, limit: int = 1000) -> dict[Any, int]:
-        return {}
+    format: int
+    job_id: int = Field(ge=1)
+    attempt: int = Field(ge=1)
+    doc_id: str = Field(min_length=1, max_length=4096)
+    version: str = Field(pattern=r"^[0-9a-f]{24}$")
+    groups: list[str]
+    dim: int = Field(ge=1, le=8192)
+    embedder: str = Field(max_length=512)
+    ids: list[str]
+    payloads: list[dict[str, Any]]
+    sparse_lengths: list[int]
 
-    def stats(self) -> StoreStats:
-        return StoreStats(points=0)
-
-    def take(self) -> list[Operation]:
-        """The operations recorded since the last call."""
-        ops, self.ops = self.ops, []
-        return ops
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, value: list[str]) -> list[str]:
+        return list(require_groups(value, where="spooled groups"))  # type: ignore[arg-type]
 
 
 @dataclass
 class SpoolEntry:
-    """One job's prepared writes: which attempt made them, for which document version, and the operations."""
+    """One job's prepared document version: which attempt made it, the groups it carries, and its chunks."""
 
     job_id: int
     attempt: int
-    doc_id: str
-    version: str
-    chunks: int
     dim: int
     embedder: str
-    ops: list[Operation] = field(default_factory=list)
+    version: DocumentVersion
 
-    def replay(self, store: Store) -> None:
-        for name, args in self.ops:
-            if name not in ("upsert", "set_payload", "delete"):
-                raise ValueError(f"unknown spooled operation '{name}'")
-            getattr(store, name)(*args)
+    @property
+    def doc_id(self) -> str:
+        return self.version.doc_id
+
+    @property
+    def chunks(self) -> int:
+        return len(self.version.points)
+
+    @property
+    def groups(self) -> list[str]:
+        return list(self.version.points[0].payload["groups"]) if self.version.points else []
+
+    def to_file(self, path: Path) -> None:
+        points = self.version.points
+        sparse_idx = [i for p in points for i in p.sparse_indices]
+        sparse_val = [v for p in points for v in p.sparse_values]
+        header = {
+            "format": FORMAT, "job_id": self.job_id, "attempt": self.attempt, "doc_id": self.version.doc_id,
+            "version": self.version.version, "groups": self.groups, "dim": self.dim, "embedder": self.embedder,
+            "ids": [p.id for p in points], "payloads": [p.payload for p in points],
+            "sparse_lengths": [len(p.sparse_indices) for p in points],
+        }
+        tensors = {
+            "dense": np.stack([np.asarray(p.dense, dtype=np.float32) for p in points]),
+            "sparse_indices": np.asarray(sparse_idx, dtype=np.int64),
+            "sparse_values": np.asarray(sparse_val, dtype=np.float32),
+        }
+        save_file(tensors, str(path), metadata={_HEADER_KEY: json.dumps(header)})
+
+    @classmethod
+    def from_file(cls, path: Path) -> SpoolEntry:
+        """Read and validate an entry; raises SpoolError with the reason (nothing is executed to read it)."""
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="np") as fh:
+                raw_header = (fh.metadata() or {}).get(_HEADER_KEY)
+            tensors = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise SpoolError(f"{path.name} is not a readable spool entry ({exc})") from exc
+        if raw_header is None:
+            raise SpoolError(f"{path.name} has no spool header")
+        try:
+            header = _Header.model_validate(json.loads(raw_header))
+        except (json.JSONDecodeError, ValidationError) as exc:
+            raise SpoolError(f"{path.name} has an invalid header ({' '.join(str(exc).split())[:300]})") from exc
+        return cls._from_parts(header, tensors, path.name)
+
+    @classmethod
+    def _from_parts(cls, header: _Header, tensors: dict[str, np.ndarray], name: str) -> SpoolEntry:
+        if header.format != FORMAT:
+            raise SpoolError(f"{name} has format {header.format}, this version reads {FORMAT}")
+        n = len(header.ids)
+        if not n or not (len(header.payloads) == len(header.sparse_lengths) == n):
+            raise SpoolError(f"{name}: ids, payloads and sparse vectors disagree in number (or are empty)")
+        if set(tensors) != {"dense", "sparse_indices", "sparse_values"}:
+            raise SpoolError(f"{name}: unexpected arrays {sorted(tensors)}")
+        dense, idx, val = tensors["dense"], tensors["sparse_indices"], tensors["sparse_values"]
+        if dense.dtype != np.float32 or dense.shape != (n, header.dim):
+            raise SpoolError(f"{name}: dense vectors are {dense.dtype} {dense.shape}, expected float32 ({n}, "
+                             f"{header.dim})")
+        if not np.isfinite(dense).all():
+            raise SpoolError(f"{name}: dense vectors hold NaN or infinite values")
+        if idx.dtype != np.int64 or val.dtype != np.float32 or idx.shape != val.shape or \
+                idx.shape != (sum(header.sparse_lengths),) or (idx.size and (idx.min() < 0 or idx.max() >= 2**32)):
+            raise SpoolError(f"{name}: BM25 vectors are malformed")
+        points, offset = [], 0
+        for number, (pid, payload, length) in enumerate(zip(header.ids, header.payloads, header.sparse_lengths,
+                                                            strict=True)):
+            _check_payload(payload, header, pid, f"{name}, chunk {number}")
+            points.append(IndexPoint(pid, dense[number], idx[offset: offset + length].tolist(),
+                                     val[offset: offset + length].tolist(), payload))
+            offset += length
+        return cls(header.job_id, header.attempt, header.dim, header.embedder,
+                   DocumentVersion(header.doc_id, header.version, points))
 
 
-def version_of(ops: list[Operation]) -> tuple[str, str]:
-    """The document id and version the upserted chunks carry (all chunks of one job share them)."""
-    for name, args in ops:
-        if name == "upsert":
-            payload = args[0][0].payload
-            return str(payload["doc_id"]), str(payload["version"])
-    raise ValueError("the spooled job upserts no chunk")
+def _check_payload(payload: dict[str, Any], header: _Header, pid: str, where: str) -> None:
+    if not _POINT_ID.match(pid):
+        raise SpoolError(f"{where}: point id {pid!r} is not a UUID")
+    unknown = set(payload) - _PAYLOAD_KEYS
+    if unknown:
+        raise SpoolError(f"{where}: unknown payload fields {sorted(unknown)}")
+    if payload.get("doc_id") != header.doc_id or payload.get("version") != header.version:
+        raise SpoolError(f"{where}: belongs to another document or version")
+    if sorted(payload.get("groups") or []) != sorted(header.groups):
+        raise SpoolError(f"{where}: its access groups differ from the entry's")
+    if not isinstance(payload.get("text"), str):
+        raise SpoolError(f"{where}: has no text")
 
 
 class Spool:
-    """A folder of entries named by job id, so the writer applies them in submission order.
-
-    Entries are pickles: the spool is private to one deployment and written by its own workers with
-    the same code version, and pickle keeps the numpy vectors without a conversion step.
-    """
+    """A folder of entries named by job id, so the writer applies them in submission order."""
 
     def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        from erag.home import private_dir
+
+        self.folder = private_dir(Path(folder))
 
     def put(self, entry: SpoolEntry) -> Path:
         final = self.folder / f"{entry.job_id:012d}-{entry.attempt:03d}.spool"
         tmp = final.with_suffix(f".{os.getpid()}.tmp")
-        with tmp.open("wb") as fh:
-            pickle.dump(entry, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            fh.flush()
+        entry.to_file(tmp)
+        with tmp.open("rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, final)
         return final
@@ -135,10 +224,10 @@ class Spool:
         return sorted(self.folder.glob("*.spool"))
 
     def read(self, path: Path) -> SpoolEntry:
-        with path.open("rb") as fh:
-            entry = pickle.load(fh)  # written by this deployment's own workers: see the class docstring
-        if not isinstance(entry, SpoolEntry):
-            raise ValueError(f"{path.name} is not a spool entry")
+        entry = SpoolEntry.from_file(path)
+        if (entry.job_id, entry.attempt) != self.job_of(path):
+            raise SpoolError(f"{path.name} holds job {entry.job_id} attempt {entry.attempt}, not the one it is "
+                             "named for")
         return entry
 
     def job_of(self, path: Path) -> tuple[int, int]:

@@ -30,16 +30,22 @@ from typing import Any
 from huey.exceptions import RetryTask
 
 from app.db import ChatDatabase
+from erag.home import private_dir
 from erag.settings import Settings
 from index.store import Store, StoreError, open_store
 from ingest.embedder import Embedder
+from ingest.metadata import write_sidecar
 from ingest.pipeline import IngestPipeline
 from jobs.board import BLOCKED, Claim, JobBoard
 from jobs.queue import JobQueue
-from jobs.spool import RecordingStore, Spool, SpoolEntry, version_of
+from jobs.spool import Spool, SpoolEntry, SpoolSink
 from jobs.writer import IndexWriter, WriterLock
 
 log = logging.getLogger(__name__)
+
+
+class IndexWriteFailed(RuntimeError):
+    """Writing a prepared file to the index failed (e.g. a server restarting): the job is retried."""
 
 
 def one_line(exc: BaseException) -> str:
@@ -83,16 +89,15 @@ class IngestWorker:
         self.settings = settings
         self.board = board
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.sink: SpoolSink | None = None
+        self.spool: Spool | None = None
         if store is None and settings.qdrant_url is None:
-            self.recorder: RecordingStore | None = RecordingStore()
-            self.spool: Spool | None = Spool(settings.home / "spool")
-            store = self.recorder
+            self.sink, self.spool = SpoolSink(), Spool(settings.home / "spool")
         else:
-            self.recorder, self.spool = None, None
             store = store or open_store(settings)
         self._claim: Claim | None = None
         self.pipeline = IngestPipeline(settings, store=store, embedder=embedder, progress=False,
-                                       on_stage=self._on_stage)
+                                       on_stage=self._on_stage, sink=self.sink)
 
     def _on_stage(self, stage: str) -> None:
         if self._claim is not None:
@@ -124,29 +129,29 @@ class IngestWorker:
             return "failed"
         finally:
             self._claim = None
-            if self.recorder is not None:
-                self.recorder.take()  # nothing of a failed job may leak into the next one's spool entry
+            if self.sink is not None:
+                self.sink.take()  # nothing of a failed job may leak into the next one's spool entry
         if outcome == "spooled":
             self.write_spool()
         return outcome
 
     def _run(self, claim: Claim, beat: Heartbeat) -> str:
         path = self._place(claim)
-        report = self.pipeline.run([path], metadata=claim.meta, prune=False)
+        report = self.pipeline.run([path], prune=False)
         result = report.results[0]
         if beat.lost.is_set():
             return "lost"  # the job was reaped meanwhile: its next attempt owns the outcome
         if result.status == "failed":
+            if result.stage == "indexing":
+                raise IndexWriteFailed(result.reason)  # the index, not the file: worth another attempt
             self.board.fail(claim, result.reason)
             return "failed"
-        if self.recorder is None:
+        if self.sink is None:
             self.board.finish(claim, result.status, result.chunks)
             return result.status
         assert self.spool is not None
-        ops = self.recorder.take()
-        doc_id, version = version_of(ops)
-        entry = SpoolEntry(claim.job_id, claim.attempt, doc_id, version, result.chunks, self.recorder.dim,
-                           self.recorder.embedder, ops)
+        [version] = self.sink.take()  # one file, one document version
+        entry = SpoolEntry(claim.job_id, claim.attempt, self.sink.dim, self.sink.embedder, version)
         written = self.spool.put(entry)
         if not self.board.spooled(claim, result.chunks):
             written.unlink(missing_ok=True)
@@ -155,12 +160,18 @@ class IngestWorker:
 
     @staticmethod
     def _place(claim: Claim) -> Path:
-        """Move a staged upload to its place; jobs of one document run one at a time, so nothing races."""
+        """Move a staged upload to its place, with the groups, department and owner it was uploaded with in its
+        own sidecar (so any later ingest of the file, from any command, keeps them). Jobs of one document run one
+        at a time, so nothing races."""
         if claim.incoming is not None and claim.incoming.exists():
-            claim.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(claim.path.parent)
+            if claim.meta:
+                write_sidecar(claim.path, claim.meta)
             os.replace(claim.incoming, claim.path)
             with contextlib.suppress(OSError):
                 claim.incoming.parent.rmdir()  # the staging folder, now empty
+        elif claim.meta:
+            write_sidecar(claim.path, claim.meta)  # a file submitted with metadata keeps it for later ingests too
         return claim.path
 
     def write_spool(self) -> int:

@@ -11,7 +11,11 @@ With no app running, a worker takes it for as long as it has entries to apply, t
 that starts later waits a few seconds at most (`WriterLock.acquire(timeout)`).
 
 Crash safety: an entry is deleted only after its job is marked indexed. Killed in between, the entry is
-replayed on the next start; the version is then found committed and nothing is written twice.
+applied again on the next start; the version is then found current and nothing is written twice.
+
+Trust: an entry is data read from disk. It is validated when read (`jobs.spool.SpoolEntry.from_file`) and
+checked against its job here (same document, same access groups as the job recorded); an entry that fails
+either check fails its job with the reason and is never written.
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ import threading
 import time
 from pathlib import Path
 
+from erag.home import private_dir
 from index.store import Store
-from ingest.pipeline import version_state
+from index.versions import version_state, write_version
 from jobs.board import JobBoard
-from jobs.spool import Spool, SpoolEntry
+from jobs.spool import Spool, SpoolEntry, SpoolError
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +51,7 @@ class WriterLock:
         """Take the lock, waiting up to `timeout` seconds (0: try once)."""
         if self._fd is not None:
             return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         deadline = time.monotonic() + timeout
         while True:
@@ -77,13 +82,25 @@ class IndexWriter:
         self.unoptimized = 0  # jobs applied since the last optimize
 
     def apply(self, entry: SpoolEntry) -> str:
-        """Write one job's chunks unless that version is already committed; returns the outcome."""
+        """Write one job's chunks unless that version is already current; returns the outcome."""
         self.store.ensure_collection(entry.dim, entry.embedder)
-        state = version_state(self.store, entry.doc_id, entry.version)
+        version = entry.version
+        state = version_state(self.store, version.doc_id, version.version)
         if state in ("unchanged", "repaired"):
             return state
-        entry.replay(self.store)
+        write_version(self.store, version.doc_id, version.version, version.points)
         return state
+
+    def check(self, entry: SpoolEntry) -> None:
+        """The entry is what its job asked for: the job's document, and the access groups the job recorded."""
+        job = self.board.get(entry.job_id)
+        if job is None:
+            raise SpoolError(f"job {entry.job_id} does not exist")
+        if entry.doc_id != job.doc_id:
+            raise SpoolError(f"the entry holds {entry.doc_id}, but job {entry.job_id} ingests {job.doc_id}")
+        asked = job.meta.get("groups")
+        if asked is not None and sorted(entry.groups) != sorted(asked):
+            raise SpoolError(f"the entry's access groups {entry.groups} differ from the job's {sorted(asked)}")
 
     def apply_pending(self, optimize: bool = True) -> int:
         """Apply every waiting entry; with `optimize`, build indexes right after (else see `optimize_if_idle`)."""
@@ -98,8 +115,10 @@ class IndexWriter:
                 continue
             try:
                 entry = self.spool.read(path)
-            except Exception as exc:  # a damaged entry fails its job instead of blocking every later one
-                self.board.write_failed(job_id, attempt, f"the prepared chunks could not be read ({exc})")
+                self.check(entry)
+            except Exception as exc:  # a damaged or tampered entry fails its job instead of blocking every later one
+                log.warning("spool entry %s refused: %s", path.name, exc)
+                self.board.write_failed(job_id, attempt, f"the prepared chunks were refused ({exc})")
                 path.unlink(missing_ok=True)
                 continue
             outcome = self.apply(entry)  # a store error propagates: the entry stays for the next round

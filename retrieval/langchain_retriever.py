@@ -16,17 +16,21 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-_METADATA_SKIP = {"text", "f8", "committed", "version"}
+_METADATA_SKIP = {"text", "f8", "slot", "live", "version"}
 
 
 class EragRetriever(BaseRetriever):
-    """Wraps `retrieval.pipeline.Retriever`; each hit becomes a `Document` with its payload as metadata."""
+    """Wraps `retrieval.pipeline.Retriever`; each hit becomes a `Document` with its payload as metadata.
+
+    `groups` is required, as in `Retriever.run`: the asking user's access groups (an empty, blank or string value
+    is refused when searching), or `erag.access.UNRESTRICTED` for a local admin tool.
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     retriever: Any
+    groups: Any
     top_k: int = 5
-    groups: list[str] | None = None
     filters: Any = None
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:

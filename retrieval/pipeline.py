@@ -7,6 +7,9 @@ Example:
     >>> retriever = Retriever(get_settings())
     >>> result = retriever.run("parental leave in HR", groups=["all"], top_k=5)
     >>> [(h.payload["file_name"], h.scores, h.matched) for h in result.hits]
+
+`groups` is required: the caller's access groups, or `erag.access.UNRESTRICTED` (the local admin CLI only).
+A missing, empty or blank list, or a bare string, is refused (QueryError), never widened to everything.
 """
 
 from __future__ import annotations
@@ -15,16 +18,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from erag.access import UNRESTRICTED, AccessError, GroupScope, require_groups
 from erag.models import load_spacy
 from erag.schema import Hit
 from erag.settings import SearchMode, Settings
 from index.filters import Filter, Match
 from index.spec import INDEXED_FIELDS
 from index.store import Store, open_store
+from index.versions import visible
 from ingest.embedder import Embedder
 from retrieval.query_analyzer import QueryAnalysis, QueryAnalyzer
 from retrieval.reranker import Reranker
-from retrieval.searcher import HybridSearcher, QueryError, clean_query
+from retrieval.searcher import HybridSearcher, QueryError, access_filter, clean_query
 
 _KNOWN_FIELDS = ("department", "title", "file_name", "people", "orgs", "places", "years")
 _KNOWN_TTL_S = 60.0  # documents come and go while the app runs; refresh the vocabulary now and then
@@ -50,7 +55,7 @@ def validate_filter(flt: Filter | None) -> None:
     """Refuse filters on fields the index cannot filter by, with the list of those it can."""
     if flt is None:
         return
-    for match in flt.must + flt.must_not + flt.should:
+    for match in flt.matches():
         if match.key not in INDEXED_FIELDS:
             known = ", ".join(sorted(INDEXED_FIELDS))
             raise QueryError(f"unknown filter field '{match.key}' (known: {known})")
@@ -85,16 +90,14 @@ class Retriever:
             s.rerank_precision, s.rerank_fused_weight, s.rrf_k, s.rerank_fusion,
         )
 
-    def analyzer(self, groups: list[str] | None = None) -> QueryAnalyzer:
+    def analyzer(self, groups: GroupScope) -> QueryAnalyzer:
         """The analyzer for a user in `groups`: it knows only the titles, file names and entities of documents
         that user may read, so nothing it reports (a restricting filter, a note) names a document they may not."""
-        key = tuple(sorted(groups)) if groups is not None else None
+        key = None if groups is UNRESTRICTED else tuple(groups)  # type: ignore[arg-type]
         cached = self._analyzers.get(key)
         if cached is None or time.monotonic() - cached[1] > _KNOWN_TTL_S:
-            visible = Filter(must=[Match("committed", 1)])
-            if groups is not None:
-                visible = visible & Filter(must=[Match("groups", list(groups))])
-            known = {field: set(self.store.facet(field, visible, limit=10_000)) for field in _KNOWN_FIELDS}
+            readable = visible() & access_filter(groups)
+            known = {field: set(self.store.facet(field, readable, limit=10_000)) for field in _KNOWN_FIELDS}
             nlp = load_spacy(self.settings.spacy_model, tuple(self.settings.departments))
             if len(self._analyzers) >= _MAX_ANALYZERS:
                 self._analyzers.clear()
@@ -106,30 +109,31 @@ class Retriever:
         self,
         query: str,
         top_k: int | None = None,
-        groups: list[str] | None = None,
+        *,
+        groups: GroupScope | list[str],
         filters: Filter | None = None,
         mode: SearchMode | None = None,
         retriever: str = "hybrid",
         rerank: bool | None = None,
     ) -> RetrievalResult:
-        """Search as a user in `groups` (None: no access restriction, as the local admin CLI)."""
+        """Search as a user in `groups` (required: `UNRESTRICTED` only for the local admin CLI)."""
         s = self.settings
         top_k = top_k or s.top_k
+        try:
+            scope = require_groups(groups)
+        except AccessError as exc:
+            raise QueryError(str(exc)) from exc
         validate_filter(filters)
-        if groups is not None and not groups:
-            raise QueryError("the user belongs to no access group, so no document is visible")
         text = clean_query(query)
 
-        base = filters or Filter()
-        if groups is not None:
-            base = base & Filter(must=[Match("groups", list(groups))])
-        analysis = self.analyzer(groups).run(text) if s.query_filters != "off" else QueryAnalysis(text)
+        base = (filters or Filter()) & access_filter(scope)
+        analysis = self.analyzer(scope).run(text) if s.query_filters != "off" else QueryAnalysis(text)
         result = RetrievalResult(query=text, hits=[], analysis=analysis)
         boosts = list(analysis.boost)
         flt = base
         if analysis.restrict:
             candidate = base & Filter(must=list(analysis.restrict))
-            enough = self.store.count(candidate & Filter(must=[Match("committed", 1)])) >= s.min_filtered_candidates
+            enough = self.store.count(candidate & visible()) >= s.min_filtered_candidates
             if s.query_filters == "auto" and enough:
                 flt = candidate
             else:
@@ -138,15 +142,15 @@ class Retriever:
                     f"{', '.join(analysis.describe()[: len(analysis.restrict)])} used as a boost"
                     + ("" if enough else f" (fewer than {s.min_filtered_candidates} matching chunks)")
                 )
-        result.filters = [f"{m.key}={'|'.join(map(str, m.values))}" for m in flt.must if m.key != "committed"]
+        result.filters = [f"{m.key}={'|'.join(map(str, m.values))}" for m in flt.must if isinstance(m, Match)]
 
         use_rerank = self.rerank_by_default if rerank is None else rerank
         if use_rerank and self.reranker is None:
             self.reranker = self._load_reranker()
         depth = max(top_k, self.reranker.top_n if use_rerank and self.reranker else top_k)
         # A very selective filter leaves HNSW too few reachable neighbours: search those chunks exactly.
-        exact = not flt.is_empty() and self.store.count(flt & Filter(must=[Match("committed", 1)])) < s.exact_below
-        hits = self.searcher.run(text, top_k=depth, filters=flt if not flt.is_empty() else None,
+        exact = not flt.is_empty() and self.store.count(flt & visible()) < s.exact_below
+        hits = self.searcher.run(text, top_k=depth, groups=scope, filters=flt if not flt.is_empty() else None,
                                  mode=mode, retriever=retriever, exact=exact)
         restricted = [m for m in analysis.restrict if m in flt.must]
         for hit in hits:

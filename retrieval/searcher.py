@@ -1,8 +1,8 @@
-"""Hybrid search: dense (quantized, rescored) plus BM25, fused, over committed chunks only.
+"""Hybrid search: dense (quantized, rescored) plus BM25, fused, over the visible version of each document.
 
 Example:
     >>> searcher = HybridSearcher(get_settings())
-    >>> hits = searcher.run("How many days of parental leave do I get?", top_k=5)
+    >>> hits = searcher.run("How many days of parental leave do I get?", groups=["all"], top_k=5)
     >>> hits[0].payload["file_name"], hits[0].location()
     ('parental_leave_policy.md', '')
 """
@@ -13,11 +13,13 @@ from dataclasses import replace
 
 import numpy as np
 
+from erag.access import UNRESTRICTED, AccessError, GroupScope, require_groups
 from erag.schema import Hit
 from erag.settings import SearchMode, Settings
 from index import float8
 from index.filters import Filter, Match
 from index.store import DenseQuery, HybridQuery, SparseQuery, Store, open_store
+from index.versions import visible
 from ingest.embedder import Embedder
 from ingest.sparse_encoder import SparseEncoder
 
@@ -53,6 +55,13 @@ def reciprocal_rank_fusion(rankings: list[list[Hit]], k: int, weights: tuple[flo
     return sorted(fused.values(), key=lambda h: h.score, reverse=True)
 
 
+def access_filter(groups: GroupScope) -> Filter:
+    """The access condition of a search: chunks readable by one of `groups`; none for UNRESTRICTED."""
+    if groups is UNRESTRICTED:
+        return Filter()
+    return Filter(must=[Match("groups", list(groups))])  # type: ignore[arg-type]
+
+
 class HybridSearcher:
     """Search the index with one query: `run(query, top_k, filters)` returns ranked hits."""
 
@@ -66,18 +75,25 @@ class HybridSearcher:
         self,
         query: str,
         top_k: int | None = None,
+        *,
+        groups: GroupScope | list[str],
         filters: Filter | None = None,
         mode: SearchMode | None = None,
         retriever: str = "hybrid",
         exact: bool = False,
     ) -> list[Hit]:
+        """Ranked hits readable by `groups` (required, as in `Retriever.run`) among the visible chunks."""
+        try:
+            scope = require_groups(groups)
+        except AccessError as exc:
+            raise QueryError(str(exc)) from exc
         text = clean_query(query)
         if retriever not in RETRIEVERS:
             raise QueryError(f"unknown retriever '{retriever}' (choose from {', '.join(RETRIEVERS)})")
         s = self.settings
         top_k = top_k or s.top_k
         mode = mode or s.search_mode
-        visible = Filter(must=[Match("committed", 1)]) & filters
+        readable = visible() & access_filter(scope) & filters
 
         dense = sparse = None
         if retriever in ("hybrid", "dense"):
@@ -92,9 +108,9 @@ class HybridSearcher:
                 return []  # only stopwords or symbols: nothing for BM25 to match
 
         if dense is not None and mode == "binary_f8":
-            return self._f8_search(dense, sparse, visible, top_k)
-        request = HybridQuery(dense=dense, sparse=sparse, limit=top_k, filter=visible, fusion=s.fusion, rrf_k=s.rrf_k,
-                              rrf_weights=s.rrf_weights)
+            return self._f8_search(dense, sparse, readable, top_k)
+        request = HybridQuery(dense=dense, sparse=sparse, limit=top_k, filter=readable, fusion=s.fusion,
+                              rrf_k=s.rrf_k, rrf_weights=s.rrf_weights)
         hits = self.store.query(request)
         label = "fused" if dense is not None and sparse is not None and sparse.indices else retriever
         for hit in hits:

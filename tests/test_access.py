@@ -155,7 +155,7 @@ def test_a_web_admin_searches_only_their_groups(chat: ChatPipeline) -> None:
     from app.identity import access_groups
 
     admin = User("ada", "Ada", ("all", "finance"), admin=True)
-    assert access_groups(admin) == ["all", "finance"]
+    assert access_groups(admin) == ("all", "finance")
     hits = chat.retriever.run("salaries.csv", groups=access_groups(admin), top_k=20).hits
     assert_clean(hits, admin, "web admin")
 

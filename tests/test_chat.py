@@ -147,7 +147,7 @@ def test_bad_questions_get_a_clear_message(chat: ChatPipeline, question: str, me
 
 
 def test_a_user_without_groups_sees_nothing_and_is_told(chat: ChatPipeline) -> None:
-    with pytest.raises(ChatInputError, match="no access group"):
+    with pytest.raises(ChatInputError, match="access group list is empty"):
         chat.answer("leave", User(username="x", name="X", groups=()))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -77,6 +79,30 @@ def test_small_table_stays_whole_with_clean_cells(fast_embedder: Embedder) -> No
     (piece,) = TableChunker(counter, max_tokens=256).run(TableBlock(frame=frame, title="Costs"))
     assert piece.rows == [["Laptop", "1200", "a/b"], ["", "99.5", "x"]]
     assert (piece.row_start, piece.row_end) == (1, 2)
+
+
+def test_rows_too_wide_for_a_chunk_are_cut_into_column_groups_that_repeat_the_key() -> None:
+    frame = pd.DataFrame({f"q{j}": [f"r{i}c{j}" for i in range(4)] for j in range(40)})
+    frame.insert(0, "id", [f"row{i}" for i in range(4)])
+    words = lambda texts: [len(t.split()) for t in texts]  # noqa: E731 - a token = a word, to see the arithmetic
+    pieces = TableChunker(words, max_tokens=64).run(TableBlock(frame=frame, title="Survey"))
+    assert len(pieces) > 3 and all(n <= 64 for n in words([p.text for p in pieces]))
+    cells = []
+    for piece in pieces:
+        lines = piece.text.splitlines()
+        assert re.fullmatch(r"Table: Survey \((columns \d+-\d+|column \d+) of 41\)", lines[0])
+        assert piece.columns[0] == "id" and lines[1] == "| " + " | ".join(piece.columns) + " |"
+        assert [row[0] for row in piece.rows] == [f"row{i - 1}" for i in range(piece.row_start, piece.row_end + 1)]
+        cells += [cell for row in piece.rows for cell in row[1:]]
+    assert sorted(cells) == sorted(f"r{i}c{j}" for i in range(4) for j in range(40))  # every cell exactly once
+
+
+def test_a_table_that_fits_keeps_every_column_in_every_piece(fast_embedder: Embedder) -> None:
+    frame = pd.DataFrame({"name": [f"Person {i}" for i in range(40)], "note": ["x " * 30] * 40, "grade": ["B"] * 40})
+    counter = SemanticChunker(fast_embedder.tokenizer, None).count_tokens
+    pieces = TableChunker(counter, max_tokens=128).run(TableBlock(frame=frame, title="Grades"))
+    assert len(pieces) > 1 and all(p.columns == ["name", "note", "grade"] for p in pieces)
+    assert all(p.text.splitlines()[0] == "Table: Grades" for p in pieces)
 
 
 def test_document_chunker_prefixes_headings_and_keeps_order(fast_embedder: Embedder) -> None:

@@ -25,7 +25,9 @@ def erag(tmp_path: Path):
 
 
 def test_ingest_stats_search_delete(erag, corpus: Path) -> None:
-    done = erag("ingest", str(corpus), "--department", "IT", "--groups", "all,it")
+    meta = erag("meta", str(corpus), "--department", "IT", "--groups", "all,it")
+    assert meta.returncode == 0 and (corpus / "_meta.json").is_file(), meta.stderr
+    done = erag("ingest", str(corpus))
     assert done.returncode == 0, done.stderr
     assert "added" in done.stdout and "done: 7 added" in done.stdout
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from erag.access import UNRESTRICTED
 from erag.int8_build import Int8BuildError, build_int8_onnx, source_digest, verify
 from erag.models import resolve_model_path
 from erag.onnx_encoder import OnnxSentenceEncoder
@@ -105,7 +106,8 @@ def test_index_built_with_one_precision_searches_alike_with_the_other(tmp_path: 
             retriever = Retriever(settings.model_copy(update={"embed_precision": precision}))
             try:
                 rankings[precision] = [
-                    [h.id for h in retriever.run(q, top_k=5, retriever="dense").hits] for q in questions
+                    [h.id for h in retriever.run(q, groups=UNRESTRICTED, top_k=5, retriever="dense").hits]
+                    for q in questions
                 ]
             finally:
                 retriever.close()

@@ -22,8 +22,9 @@ import pytest
 from app.db import ChatDatabase
 from erag.settings import Settings
 from index.edge_store import EdgeStore
-from index.filters import Filter, Match, doc_filter
+from index.filters import doc_filter
 from index.server_store import ServerStore
+from index.versions import visible
 from jobs.board import BLOCKED, FAILED, INDEXED, QUEUED, Claim, JobBoard
 from jobs.queue import JobQueue
 from jobs.service import IngestionService, settings_env
@@ -32,8 +33,6 @@ from jobs.writer import WriterLock
 from retrieval.pipeline import Retriever
 
 from .conftest import REPO, make_settings
-
-VISIBLE = Filter(must=[Match("committed", 1)])
 
 
 def wait_for(condition, timeout: float, what: str, step: float = 0.05):
@@ -107,7 +106,7 @@ def test_killed_worker_leaves_the_index_consistent_and_the_retry_completes(tmp_p
         workers.append(_start_worker(settings, tmp_path / "worker1.log"))
         wait_for(lambda: board.recent()[0].status == INDEXED, 120, "the first version to be indexed")
         doc = board.recent()[0].doc_id
-        v1_chunks = store.count(doc_filter(doc, committed=1))
+        v1_chunks = store.count(doc_filter(doc) & visible())
         assert v1_chunks == board.recent()[0].chunks > 0
 
         [v2] = service.submit_uploads([("travel.md", _handbook("autumn", 150))], meta, "ada")
@@ -119,7 +118,7 @@ def test_killed_worker_leaves_the_index_consistent_and_the_retry_completes(tmp_p
         assert killed.status in ("tagging", "embedding") and killed.attempts == 1
 
         # The index holds the old version whole and nothing of the new one.
-        assert store.count(doc_filter(doc)) == store.count(doc_filter(doc, committed=1)) == v1_chunks
+        assert store.count(doc_filter(doc)) == store.count(doc_filter(doc) & visible()) == v1_chunks
         hits = searcher.run("spring edition travel handbook", groups=["all"]).hits
         assert hits and all("autumn" not in h.text for h in hits if h.doc_id == doc)
         assert "spring" in hits[0].text
@@ -128,7 +127,7 @@ def test_killed_worker_leaves_the_index_consistent_and_the_retry_completes(tmp_p
         workers.append(_start_worker(settings, tmp_path / "worker2.log"))
         job = wait_for(lambda: (j := board.get(killed.id)).status in (INDEXED, FAILED) and j, 180, "the retry")
         assert job.status == INDEXED and job.attempts == 2, job.reason
-        assert store.count(doc_filter(doc)) == store.count(doc_filter(doc, committed=1)) == job.chunks > v1_chunks
+        assert store.count(doc_filter(doc)) == store.count(doc_filter(doc) & visible()) == job.chunks > v1_chunks
         assert set(store.facet("version", doc_filter(doc))) == {next(iter(store.facet("version", doc_filter(doc))))}
         hits = searcher.run("autumn edition trip 120 meals", groups=["all"]).hits
         assert hits[0].doc_id == doc and "autumn" in hits[0].text
@@ -216,7 +215,7 @@ def test_redis_queue_and_server_index_retry_a_failed_write(tmp_path: Path, redis
     employee = {h.payload["file_name"] for h in retriever.run("Ada Lovelace office", groups=["all"], top_k=10).hits}
     hr = {h.payload["file_name"] for h in retriever.run("Ada Lovelace office", groups=["all", "hr"], top_k=10).hits}
     assert "staff.csv" not in employee and "staff.csv" in hr
-    assert store.count(VISIBLE) == store.count() == jobs[restricted].chunks + jobs[public].chunks
+    assert store.count(visible()) == store.count() == jobs[restricted].chunks + jobs[public].chunks
 
 
 def test_the_writer_waits_for_an_entry_whose_job_is_not_yet_marked_spooled(tmp_path: Path, corpus: Path,
@@ -224,21 +223,20 @@ def test_the_writer_waits_for_an_entry_whose_job_is_not_yet_marked_spooled(tmp_p
     """A worker writes its spool entry, then marks the job spooled: a writer looking in between must keep the
     entry (dropping it left jobs `spooled` forever in the load check), and drop it only for a stale attempt."""
     from ingest.pipeline import IngestPipeline
-    from jobs.spool import RecordingStore, Spool, SpoolEntry, version_of
+    from jobs.spool import Spool, SpoolEntry, SpoolSink
     from jobs.writer import IndexWriter
 
     settings = make_settings(tmp_path / "home")
     board = JobBoard(ChatDatabase.from_settings(settings), lease_s=30, max_attempts=3)
-    recorder = RecordingStore()
-    pipeline = IngestPipeline(settings, store=recorder, embedder=fast_embedder, progress=False)
+    sink = SpoolSink()
+    pipeline = IngestPipeline(settings, embedder=fast_embedder, progress=False, sink=sink)
     spool = Spool(settings.home / "spool")
     job_id = board.create(corpus / "leave.md", {"groups": ["all"]}, "ada")
     claim = board.claim(job_id, "w1")
-    [result] = pipeline.run([corpus / "leave.md"], metadata=claim.meta, prune=False).results
-    ops = recorder.take()
-    doc_id, version = version_of(ops)
-    entry = spool.put(SpoolEntry(job_id, claim.attempt, doc_id, version, result.chunks, recorder.dim,
-                                 recorder.embedder, ops))
+    [result] = pipeline.run([corpus / "leave.md"], prune=False).results
+    [version] = sink.take()
+    doc_id = version.doc_id
+    entry = spool.put(SpoolEntry(job_id, claim.attempt, sink.dim, sink.embedder, version))
     store = EdgeStore(settings)
     try:
         writer = IndexWriter(store, board, spool)
@@ -247,10 +245,9 @@ def test_the_writer_waits_for_an_entry_whose_job_is_not_yet_marked_spooled(tmp_p
         assert writer.apply_pending() == 1 and not entry.exists()
         job = board.get(job_id)
         assert (job.status, job.outcome, job.chunks) == (INDEXED, "added", result.chunks)
-        assert store.count(doc_filter(doc_id, committed=1)) == result.chunks
+        assert store.count(doc_filter(doc_id) & visible()) == result.chunks
         # An entry of an attempt that was reaped and retried is dropped, not applied.
-        stale = spool.put(SpoolEntry(job_id, claim.attempt - 1 or 99, doc_id, version, 0, recorder.dim,
-                                     recorder.embedder, ops))
+        stale = spool.put(SpoolEntry(job_id, claim.attempt - 1 or 99, sink.dim, sink.embedder, version))
         assert writer.apply_pending() == 0 and not stale.exists()
     finally:
         store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,9 @@ from pypdf import PdfReader, PdfWriter
 
 from erag.schema import TableBlock, TextBlock
 from ingest.loaders import FileLoader, LoadError
+from ingest.table_chunker import TableChunker
 
-from .conftest import write_pdf
+from .conftest import SHARED, write_pdf
 
 loader = FileLoader(max_file_mb=1)
 
@@ -93,6 +95,38 @@ def test_csv_in_latin1_and_semicolons(tmp_path: Path) -> None:
     (table,) = tables(loader.run(path))
     assert list(table.frame.columns) == ["Stadt", "Größe"]
     assert table.frame["Stadt"].tolist() == ["München", "Köln"]
+
+
+def test_csv_quoted_line_breaks_and_doubled_quotes(tmp_path: Path) -> None:
+    path = tmp_path / "lights.csv"
+    path.write_text('Name,"Tower height\nin meters",Note\n'
+                    'Los Morrillos,12,"Called ""the lighthouse"" by sailors, since 1882"\n'
+                    'Punta Higuero,21,"Restored\nin 1992"\nCabo Rojo,13,Active\n')
+    (table,) = tables(loader.run(path))
+    assert list(table.frame.columns) == ["Name", "Tower height\nin meters", "Note"]
+    assert table.frame.values.tolist() == [
+        ["Los Morrillos", "12", 'Called "the lighthouse" by sailors, since 1882'],
+        ["Punta Higuero", "21", "Restored\nin 1992"],
+        ["Cabo Rojo", "13", "Active"],
+    ]
+    (piece,) = TableChunker(lambda texts: [len(t.split()) for t in texts]).run(table)
+    # In chunk text a line break inside a cell is a space: words are never joined.
+    assert piece.text.splitlines()[1] == "| Name | Tower height in meters | Note |"
+    assert "| Punta Higuero | 21 | Restored in 1992 |" in piece.text
+
+
+WTQ = SHARED / "wtq_dev"
+
+
+@pytest.mark.skipif(not (WTQ / "tables.jsonl").is_file(),
+                    reason="the WikiTableQuestions tables (../shared/datasets/wtq_dev) are not on this machine")
+@pytest.mark.parametrize("table_id", ["203-609", "203-665"])  # quoted line breaks; 203-609 also has '""'
+def test_wtq_tables_parse_to_their_published_cells(table_id: str) -> None:
+    with (WTQ / "tables.jsonl").open(encoding="utf-8") as fh:
+        gold = next(row for row in map(json.loads, fh) if row["table_id"] == table_id)
+    (table,) = tables(loader.run(WTQ / "tables" / f"{table_id}.csv"))
+    assert list(table.frame.columns) == gold["header"]
+    assert table.frame.values.tolist() == gold["rows"]
 
 
 @pytest.mark.parametrize(

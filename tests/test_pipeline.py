@@ -11,14 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from erag.access import UNRESTRICTED
 from erag.settings import Settings
-from index.filters import Filter, Match
 from ingest.pipeline import IngestPipeline
 from retrieval.searcher import HybridSearcher
 
 from .conftest import DATA, FAST_MODEL, REPO
-
-VISIBLE = Filter(must=[Match("committed", 1)])
 
 
 def ingest(settings: Settings, *paths: Path, **kwargs):
@@ -37,13 +35,14 @@ def chunks_by_doc(settings: Settings) -> dict[str, list[dict]]:
 def search(settings: Settings, query: str, **kwargs):
     searcher = HybridSearcher(settings)
     try:
-        return searcher.run(query, **kwargs)
+        return searcher.run(query, groups=kwargs.pop("groups", UNRESTRICTED), **kwargs)
     finally:
         searcher.store.close()
 
 
 def test_every_type_is_ingested_with_its_metadata(settings: Settings, corpus: Path) -> None:
-    report = ingest(settings, corpus, metadata={"department": "HR", "owner": "Tomasz", "groups": ["hr"]})
+    (corpus / "_meta.json").write_text('{"department": "HR", "owner": "Tomasz", "groups": ["hr"]}')
+    report = ingest(settings, corpus)
     assert report.counts() == {"added": 7}, [r.line() for r in report.results]
     docs = chunks_by_doc(settings)
     assert set(docs) == {"leave.md", "it.html", "notes.txt", "staff.csv", "handbook.docx", "budget.xlsx", "report.pdf"}
@@ -51,7 +50,7 @@ def test_every_type_is_ingested_with_its_metadata(settings: Settings, corpus: Pa
         indexes = sorted(c["chunk_index"] for c in chunks)
         assert indexes == list(range(len(chunks))), name
         for c in chunks:
-            assert c["committed"] == 1 and c["n_chunks"] == len(chunks)
+            assert c["slot"] == c["live"] and c["n_chunks"] == len(chunks)
             assert c["department"] == "HR" and c["owner"] == "Tomasz" and c["groups"] == ["hr"]
             assert len(c["content_hash"]) == 16 and c["source"].endswith(name)
     pdf = docs["report.pdf"]
@@ -121,7 +120,7 @@ def test_bad_files_fail_alone_and_nothing_indexed_is_lost(settings: Settings, co
     assert {k: v for k, v in after.items() if k != "ok.txt"} == before
 
 
-def test_folder_metadata_sidecar_applies_and_flags_override(settings: Settings, tmp_path: Path) -> None:
+def test_folder_metadata_sidecar_applies_and_nearer_ones_override(settings: Settings, tmp_path: Path) -> None:
     root = tmp_path / "policies"
     (root / "restricted").mkdir(parents=True)
     (root / "_meta.json").write_text('{"department": "HR", "groups": ["all"]}')
@@ -156,15 +155,15 @@ def test_killed_ingest_leaves_index_consistent_and_rerun_completes(tmp_path: Pat
 
     settings = Settings(home=tmp_path / "home", embedder=FAST_MODEL)
     searcher = HybridSearcher(settings)
-    visible = {h.payload["doc_id"] for h in searcher.run("employees follow rule", top_k=100)}
+    seen = {h.payload["doc_id"] for h in searcher.run("employees follow rule", groups=UNRESTRICTED, top_k=100)}
     searcher.store.close()
     partial = chunks_by_doc(settings)
     # Every document search can see is complete: all its chunks, committed.
     for name, chunks in partial.items():
-        committed = [c for c in chunks if c["committed"] == 1]
+        committed = [c for c in chunks if c["slot"] == c["live"]]
         if committed:
             assert len(committed) == committed[0]["n_chunks"], name
-    assert len(visible) >= 5
+    assert len(seen) >= 5
 
     rerun = subprocess.run([*erag, "ingest", str(root)], capture_output=True, text=True, env=env, cwd=REPO)
     assert rerun.returncode == 0, rerun.stderr
@@ -172,7 +171,7 @@ def test_killed_ingest_leaves_index_consistent_and_rerun_completes(tmp_path: Pat
     assert len(final) == 40
     for name, chunks in final.items():
         assert sorted(c["chunk_index"] for c in chunks) == list(range(chunks[0]["n_chunks"])), name
-        assert all(c["committed"] == 1 for c in chunks)
+        assert all(c["slot"] == c["live"] for c in chunks)
         assert len({c["version"] for c in chunks}) == 1
 
 
@@ -190,7 +189,7 @@ def test_search_finds_the_answer_in_the_sample_corpus(settings: Settings, tmp_pa
         for mode in ("float32", "binary_rescore", "binary_f8"):
             hits = search(settings, question, top_k=3, mode=mode)
             assert expected in [h.payload["file_name"] for h in hits], (question, mode)
-    hits = search(settings, "salary bands", top_k=10, filters=Filter(must=[Match("groups", ["all"])]))
+    hits = search(settings, "salary bands", top_k=10, groups=["all"])
     assert all("hr" not in h.payload["groups"] or "all" in h.payload["groups"] for h in hits)
     assert "salaries.csv" not in {h.payload["file_name"] for h in hits}
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from erag.access import UNRESTRICTED
 from erag.settings import Settings
 from index import float8
 from index.edge_store import EdgeStore
@@ -52,7 +53,8 @@ def retriever(company: Settings):
 
 def test_department_filter_never_returns_another_department(retriever: Retriever) -> None:
     for question in QUESTIONS:
-        result = retriever.run(question, top_k=20, filters=Filter(must=[Match("department", "HR")]))
+        hr_only = Filter(must=[Match("department", "HR")])
+        result = retriever.run(question, groups=UNRESTRICTED, top_k=20, filters=hr_only)
         assert result.hits, question
         assert {h.payload["department"] for h in result.hits} == {"HR"}, question
 
@@ -69,24 +71,25 @@ def test_access_groups_never_leak_even_when_the_query_names_the_document(retriev
 
 
 def test_document_name_in_the_query_restricts_to_that_document(retriever: Retriever) -> None:
-    result = retriever.run("What does the employee handbook say about holidays?", top_k=5)
+    result = retriever.run("What does the employee handbook say about holidays?", groups=UNRESTRICTED, top_k=5)
     assert any(f.startswith(("title=", "file_name=")) for f in result.filters), result.filters
     assert {h.payload["file_name"] for h in result.hits} == {"employee_handbook.docx"}
     assert all(h.matched for h in result.hits)
 
 
 def test_department_named_in_the_query_restricts_and_explicit_filters_win(retriever: Retriever) -> None:
-    result = retriever.run("IT laptop requests", top_k=10)
+    result = retriever.run("IT laptop requests", groups=UNRESTRICTED, top_k=10)
     assert "department=IT" in result.filters
     assert {h.payload["department"] for h in result.hits} == {"IT"}
-    explicit = retriever.run("IT laptop requests", top_k=10, filters=Filter(must=[Match("department", "Finance")]))
+    finance = Filter(must=[Match("department", "Finance")])
+    explicit = retriever.run("IT laptop requests", groups=UNRESTRICTED, top_k=10, filters=finance)
     assert {h.payload["department"] for h in explicit.hits} <= {"Finance"}
 
 
 def test_too_selective_query_filter_falls_back_to_a_boost(company: Settings) -> None:
     strict = Retriever(company.model_copy(update={"min_filtered_candidates": 10_000}))
     try:
-        result = strict.run("IT laptop requests", top_k=30)  # more than the 18 IT chunks
+        result = strict.run("IT laptop requests", groups=UNRESTRICTED, top_k=30)  # more than the 18 IT chunks
     finally:
         strict.close()
     assert result.notes and "used as a boost" in result.notes[0]
@@ -99,16 +102,16 @@ def test_too_selective_query_filter_falls_back_to_a_boost(company: Settings) -> 
 def test_bad_queries_get_clear_errors_or_sane_results(retriever: Retriever) -> None:
     for empty in ["", "   ", "\n\t"]:
         with pytest.raises(QueryError, match="empty"):
-            retriever.run(empty)
+            retriever.run(empty, groups=UNRESTRICTED)
     with pytest.raises(QueryError, match="unknown filter field 'colour'"):
-        retriever.run("leave", filters=Filter(must=[Match("colour", "blue")]))
-    with pytest.raises(QueryError, match="no access group"):
+        retriever.run("leave", groups=UNRESTRICTED, filters=Filter(must=[Match("colour", "blue")]))
+    with pytest.raises(QueryError, match="group list is empty"):
         retriever.run("leave", groups=[])
-    long = retriever.run("parental leave " * 700 + "x" * 5000, top_k=3)  # ~15,000 characters
+    long = retriever.run("parental leave " * 700 + "x" * 5000, groups=UNRESTRICTED, top_k=3)  # ~15,000 characters
     assert long.hits[0].payload["file_name"] == "parental_leave_policy.md"
-    spanish = retriever.run("¿Cuántos días de permiso parental tengo?", top_k=3)
+    spanish = retriever.run("¿Cuántos días de permiso parental tengo?", groups=UNRESTRICTED, top_k=3)
     assert len(spanish.hits) == 3
-    assert retriever.run("the of and", top_k=3, retriever="bm25").hits == []
+    assert retriever.run("the of and", groups=UNRESTRICTED, top_k=3, retriever="bm25").hits == []
 
 
 def test_fusion_ranks_a_document_both_retrievers_like_above_single_retriever_hits(tmp_path: Path) -> None:
@@ -132,7 +135,7 @@ def test_fusion_ranks_a_document_both_retrievers_like_above_single_retriever_hit
     docs |= {f"filler{i}": (unit(0.9 - 0.05 * i, 4 + i % 4), f"filler text {i}") for i in range(10)}
     store.upsert([
         IndexPoint(f"00000000-0000-0000-0000-{i:012d}", vec, *enc.run(text),
-                   {"doc_id": name, "text": text, "committed": 1, "f8": float8.encode(vec)})
+                   {"doc_id": name, "text": text, "slot": 0, "live": 0, "f8": float8.encode(vec)})
         for i, (name, (vec, text)) in enumerate(docs.items())
     ])
 
@@ -144,7 +147,7 @@ def test_fusion_ranks_a_document_both_retrievers_like_above_single_retriever_hit
 
     searcher = HybridSearcher(settings, store=store, embedder=FixedEmbedder())
     for mode in ("float32", "binary_f8"):
-        hits = searcher.run("quarterly revenue report", top_k=3, mode=mode)
+        hits = searcher.run("quarterly revenue report", groups=UNRESTRICTED, top_k=3, mode=mode)
         order = [h.doc_id for h in hits]
         assert order[0] == "both", (mode, order)
         assert set(order[1:]) == {"dense_only", "bm25_only"}, (mode, order)
@@ -152,10 +155,11 @@ def test_fusion_ranks_a_document_both_retrievers_like_above_single_retriever_hit
     weighted = HybridSearcher(settings.model_copy(update={"rrf_weights": (0.1, 1.0)}), store=store,
                               embedder=FixedEmbedder())
     for mode in ("float32", "binary_f8"):
-        order = [h.doc_id for h in weighted.run("quarterly revenue report", top_k=3, mode=mode)]
+        order = [h.doc_id for h in weighted.run("quarterly revenue report", groups=UNRESTRICTED, top_k=3, mode=mode)]
         assert order.index("bm25_only") < order.index("dense_only"), (mode, order)
-    dense = [h.doc_id for h in searcher.run("quarterly revenue report", top_k=2, retriever="dense", mode="float32")]
-    bm25 = [h.doc_id for h in searcher.run("quarterly revenue report", top_k=2, retriever="bm25")]
+    asked = "quarterly revenue report"
+    dense = [h.doc_id for h in searcher.run(asked, groups=UNRESTRICTED, top_k=2, retriever="dense", mode="float32")]
+    bm25 = [h.doc_id for h in searcher.run(asked, groups=UNRESTRICTED, top_k=2, retriever="bm25")]
     assert dense == ["dense_only", "both"] and bm25 == ["bm25_only", "both"]
     store.close()
 
@@ -163,7 +167,7 @@ def test_fusion_ranks_a_document_both_retrievers_like_above_single_retriever_hit
 def test_reranker_loads_offline_and_reorders_by_its_scores(company: Settings, retriever: Retriever) -> None:
     # The packaged MiniLM weights with a fresh 1-label head: plumbing and ordering, not quality.
     reranker = Reranker.from_name("all-MiniLM-L6-v2", company.model_cache, top_n=8, batch_size=4)
-    fused = retriever.run("How do I reset my VPN token?", top_k=12)
+    fused = retriever.run("How do I reset my VPN token?", groups=UNRESTRICTED, top_k=12)
     reranked = reranker.run("How do I reset my VPN token?", fused.hits)
     head = reranked[:8]
     scores = [h.scores["rerank"] for h in head]
@@ -172,31 +176,32 @@ def test_reranker_loads_offline_and_reorders_by_its_scores(company: Settings, re
     assert {h.id for h in head} == {h.id for h in fused.hits[:8]}
     assert [h.id for h in reranked[8:]] == [h.id for h in fused.hits[8:]]
     with_stage = Retriever(company, store=retriever.store, reranker=reranker)
-    result = with_stage.run("How do I reset my VPN token?", top_k=3)
+    result = with_stage.run("How do I reset my VPN token?", groups=UNRESTRICTED, top_k=3)
     assert all("rerank" in h.scores for h in result.hits)
 
 
 def test_search_reranks_with_the_shipped_model_only_when_asked(company: Settings, retriever: Retriever) -> None:
     question = "How many days of parental leave do I get?"
-    plain = retriever.run(question, top_k=5)
+    plain = retriever.run(question, groups=UNRESTRICTED, top_k=5)
     assert retriever.reranker is None and not any("rerank" in h.scores for h in plain.hits)  # off by default
     # `erag search --rerank`: the default settings name the project's own model, loaded on first use.
-    asked = retriever.run(question, top_k=5, rerank=True)
+    asked = retriever.run(question, groups=UNRESTRICTED, top_k=5, rerank=True)
     assert retriever.reranker is not None and retriever.reranker.fused_weight == company.rerank_fused_weight
     assert all({"rerank", "blend", "fused"} <= set(h.scores) for h in asked.hits)
     blends = [h.scores["blend"] for h in asked.hits]
     assert blends == sorted(blends, reverse=True)
-    assert retriever.run(question, top_k=5, rerank=False).hits[0].id == plain.hits[0].id
-    assert not any("rerank" in h.scores for h in retriever.run(question, top_k=5).hits)  # still off by default
+    assert retriever.run(question, groups=UNRESTRICTED, top_k=5, rerank=False).hits[0].id == plain.hits[0].id
+    default = retriever.run(question, groups=UNRESTRICTED, top_k=5).hits
+    assert not any("rerank" in h.scores for h in default)  # still off by default
     on = Retriever(company.model_copy(update={"rerank": True}), store=retriever.store)
-    assert on.reranker is not None and "rerank" in on.run(question, top_k=1).hits[0].scores
+    assert on.reranker is not None and "rerank" in on.run(question, groups=UNRESTRICTED, top_k=1).hits[0].scores
     without = Retriever(company.model_copy(update={"reranker": None}), store=retriever.store)
     with pytest.raises(QueryError, match="ERAG_RERANKER"):
-        without.run(question, rerank=True)
+        without.run(question, groups=UNRESTRICTED, rerank=True)
 
 
 def test_reranker_can_keep_the_first_pass_rank_in_the_vote(company: Settings, retriever: Retriever) -> None:
-    fused = retriever.run("How do I reset my VPN token?", top_k=8).hits
+    fused = retriever.run("How do I reset my VPN token?", groups=UNRESTRICTED, top_k=8).hits
     model = Reranker.from_name("all-MiniLM-L6-v2", company.model_cache, top_n=8).model  # one fresh head for all
     alone = Reranker(model, top_n=8).run("How do I reset my VPN token?", fused)
     assert [h.id for h in alone] != [h.id for h in fused], "the fresh head kept the fused order: nothing to blend"

@@ -14,6 +14,7 @@ from index.edge_store import EdgeStore
 from index.filters import Filter, Match
 from index.server_store import ServerStore
 from index.store import DenseQuery, HybridQuery, IndexPoint, SparseQuery, Store, StoreError
+from index.versions import visible
 from ingest.sparse_encoder import SparseEncoder
 
 TEXTS = [
@@ -43,7 +44,7 @@ def store(request, tmp_path: Path):
     points = []
     for i, (text, vec) in enumerate(zip(TEXTS, _vectors(), strict=True)):
         idx, val = enc.run(text)
-        payload = {"text": text, "doc_id": f"d{i}", "department": DEPTS[i], "groups": GROUPS[i], "committed": 1,
+        payload = {"text": text, "doc_id": f"d{i}", "department": DEPTS[i], "groups": GROUPS[i], "slot": 0, "live": 0,
                    "chunk_index": 0, "f8": float8.encode(vec)}
         points.append(IndexPoint(f"00000000-0000-0000-0000-00000000000{i}", vec, idx, val, payload))
     backend.upsert(points)
@@ -86,8 +87,11 @@ def test_dense_modes_find_the_exact_vector(store: Store) -> None:
 def test_delete_count_facet_scroll_and_set_payload(store: Store) -> None:
     assert store.count() == 6
     assert store.facet("department") == {"HR": 3, "IT": 2, "Finance": 1}
-    store.set_payload({"committed": 0}, Filter(must=[Match("doc_id", "d0")]))
-    assert store.count(Filter(must=[Match("committed", 1)])) == 5
+    store.set_payload({"live": 1}, Filter(must=[Match("doc_id", "d0")]))
+    assert store.count(visible()) == 5
+    # Nested conditions (the reader's visibility rule is one) and "at least one of" clauses combine as both must hold.
+    either = Filter(should=[Match("department", "IT"), Match("department", "Finance")])
+    assert store.count(visible() & either) == 3 and store.count(either & Filter(should=[Match("doc_id", "d2")])) == 1
     store.delete(Filter(must=[Match("department", "IT")]))
     assert store.count() == 4
     seen = sorted(h.payload["doc_id"] for h in store.scroll(fields=["doc_id"]))

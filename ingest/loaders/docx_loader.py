@@ -7,12 +7,17 @@ from pathlib import Path
 
 import docx
 import pandas as pd
+from docx.oxml.ns import qn
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 
 from erag.schema import Block, LoadedDocument, TableBlock, TextBlock
 from ingest.loaders.errors import LoadError
 from ingest.loaders.headings import HeadingTrail
+
+# Cells one Word table may expand to: python-docx repeats a cell once per grid column it spans, so a 37 KB
+# file with gridSpan="50000000" hung the loader. A larger table is kept as prose.
+MAX_TABLE_CELLS = 2_000_000
 
 
 def _heading_level(paragraph: Paragraph) -> int | None:
@@ -25,7 +30,26 @@ def _heading_level(paragraph: Paragraph) -> int | None:
     return None
 
 
+def _clamp_spans(table: Table) -> int:
+    """Clamp each cell's column span to the table's grid; return the cells of the grid (an upper bound)."""
+    width = len(table._tbl.tblGrid.gridCol_lst)
+    cells = table._tbl.findall(f"./{qn('w:tr')}/{qn('w:tc')}")
+    if not width:  # no grid declared: the widest row of the cells really present
+        width = max((sum(1 for _ in row.iterchildren(qn("w:tc"))) for row in table._tbl.tr_lst), default=0)
+    for tc in cells:
+        if tc.grid_span > max(width, 1):
+            tc.grid_span = max(width, 1)
+    return len(table._tbl.tr_lst) * width
+
+
+def _table_text(table: Table) -> str:
+    """The text of the cells really present (no span repeated), for a table kept as prose."""
+    return " ".join(" ".join(t.text for t in tc.iter(qn("w:t"))) for tc in table._tbl.iter(qn("w:tc"))).strip()
+
+
 def _table_frame(table: Table) -> pd.DataFrame | None:
+    if _clamp_spans(table) > MAX_TABLE_CELLS:
+        return None
     rows = [[cell.text.strip() for cell in row.cells] for row in table.rows]
     rows = [row for row in rows if any(row)]
     if len(rows) < 2:
@@ -47,9 +71,11 @@ def load_docx(path: Path, doc_id: str) -> LoadedDocument:
     for item in document.iter_inner_content():
         if isinstance(item, Table):
             frame = _table_frame(item)
+            headings = trail.path
             if frame is not None:
-                headings = trail.path
                 blocks.append(TableBlock(frame=frame, title=headings[-1] if headings else "", headings=headings))
+            elif text := _table_text(item):  # one row, or too large to expand: its text stays, as prose
+                blocks.append(TextBlock(text=text, headings=headings))
             continue
         text = item.text.strip()
         if not text:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import zipfile
 from pathlib import Path
 
@@ -13,6 +14,8 @@ TEXT_TYPES = {".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "
               ".html": "html", ".htm": "html", ".csv": "csv", ".tsv": "csv"}
 BINARY_TYPES = {".pdf": "pdf", ".docx": "docx", ".xlsx": "xlsx", ".xlsm": "xlsx"}
 SUPPORTED_SUFFIXES = frozenset(TEXT_TYPES) | frozenset(BINARY_TYPES)
+# Charsets where a newline byte can sit inside a character: a file in one cannot mix with UTF-8 line by line.
+_NOT_LINE_BASED = ["utf_16", "utf_16_le", "utf_16_be", "utf_32", "utf_32_le", "utf_32_be"]
 
 
 def _zip_kind(path: Path) -> str | None:
@@ -71,15 +74,52 @@ def looks_like_text(sample: bytes) -> bool:
 
 
 def read_text(path: Path) -> str:
-    """The file decoded as text: UTF-8 (with or without BOM) first, else the detected charset."""
+    """The file decoded as text, keeping every line as its author wrote it.
+
+    A UTF-8 file (with or without BOM) is decoded as UTF-8. A file that mixes UTF-8 lines with lines in a
+    legacy charset (a cp1252 export appended to a UTF-8 one) is decoded line by line: UTF-8 where the line
+    is valid UTF-8, else the charset detected on the other lines, so neither part becomes mojibake. A file
+    with no non-ASCII UTF-8 line is decoded whole in its detected charset. Raises LoadError naming the
+    lines when their charset cannot be detected.
+    """
     data = path.read_bytes()
     if b"\x00" in data[:65536]:
         raise LoadError("binary content in a text file")
+    data = data.removeprefix(codecs.BOM_UTF8)
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    best = from_bytes(data).best()
+    lines = data.splitlines(keepends=True)
+    utf8 = [_utf8(line) for line in lines]
+    if not any(text is not None and not text.isascii() for text in utf8):
+        return data.decode(_charset(data, "the file"))
+    bad = [i for i, text in enumerate(utf8) if text is None]
+    charset = _charset(b"".join(lines[i] for i in bad), _line_numbers(bad))
+    return "".join(text if text is not None else lines[i].decode(charset, errors="replace")
+                   for i, text in enumerate(utf8))
+
+
+def _utf8(line: bytes) -> str | None:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _charset(data: bytes, where: str) -> str:
+    """The detected charset of `data`. Detection often ties windows-1252 with other code pages on Western text
+    (all decode 'é' alike) and then picks by name (cp1250, which reads 'è' as 'č'); cp1252, by far the
+    most used legacy charset, wins such ties."""
+    matches = from_bytes(data, cp_exclusion=_NOT_LINE_BASED)
+    best = matches.best()
     if best is None:
-        raise LoadError("cannot detect the text encoding")
-    return str(best)
+        raise LoadError(f"cannot detect the text encoding of {where}")
+    tied = {m.encoding for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)}
+    return "cp1252" if "cp1252" in tied else best.encoding
+
+
+def _line_numbers(indexes: list[int]) -> str:
+    shown = ", ".join(str(i + 1) for i in indexes[:5])
+    more = f" and {len(indexes) - 5:,} more" if len(indexes) > 5 else ""
+    return f"line{'s' if len(indexes) > 1 else ''} {shown}{more} (not UTF-8)"
