@@ -191,7 +191,7 @@ def main() -> None:
     except Exception as exc:  # the index is held by another process, or the queue is unreachable
         st.error(f"Ingestion is unavailable: {exc}")
         st.stop()
-    admin = IndexAdmin(settings, chat.retriever.store)
+    admin = IndexAdmin(settings, chat.retriever.store, chat.tables)
     store = chat.retriever.store
     index_groups = [str(g) for g in store.facet("groups", limit=1000)]
     departments = sorted({*settings.departments, *(str(d) for d in store.facet("department", limit=1000))})

@@ -16,12 +16,14 @@ source, citation or answer can draw on a document the user may not read.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from app.answer_checks import clean_citations, source_text, without_unsupported
 from app.evidence import EvidenceSelector, Source, approx_tokens
 from app.extractive import ExtractiveAnswerer
 from app.feedback import FeedbackRanker, FeedbackStore
@@ -36,19 +38,21 @@ from app.prompt import (
     attribute,
     cited_numbers,
     is_refusal,
-    strip_invalid_citations,
 )
+from app.table_qa import EXPLAIN_CUE, Computation, TableAnswerer
 from erag.access import AccessError, GroupScope
 from erag.schema import Hit
 from erag.settings import Settings
 from erag.users import User
 from index.filters import Filter
+from index.tables import TableStore, open_table_store
 from index.versions import visible
 from retrieval.pipeline import Retriever, access_filter
 from retrieval.searcher import QueryError
 
+log = logging.getLogger(__name__)
 EventType = Literal["rewritten", "sources", "token", "answer"]
-Mode = Literal["llm", "extractive", "abstained"]
+Mode = Literal["llm", "table", "extractive", "abstained"]
 
 
 class ChatInputError(ValueError):
@@ -70,6 +74,7 @@ class ChatAnswer:
     conversation_id: str = ""
     turn_id: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    computation: dict[str, Any] | None = None  # a table answer's SQL, result and source rows (app/table_qa.py)
 
     def cited_sources(self) -> list[Source]:
         by_number = {s.number: s for s in self.sources}
@@ -86,13 +91,17 @@ class ChatEvent:
     answer: ChatAnswer | None = None
 
 
-def source_record(source: Source) -> dict[str, Any]:
-    """What a stored turn keeps of a source, so history and feedback export need no index."""
+def source_record(source: Source, computation: Computation | None = None) -> dict[str, Any]:
+    """What a stored turn keeps of a source, so history and feedback export need no index; the source a table
+    answer cites also keeps how the answer was computed from it."""
     p = source.hit.payload
     keep = ("doc_id", "file_name", "title", "department", "kind", "page", "sheet", "row_start", "row_end", "table")
-    return {"number": source.number, "id": source.hit.id, "location": source.location, "text": source.hit.text,
-            "excerpt": source.excerpt, "relevance": round(source.relevance, 4), "score": source.hit.score,
-            **{k: p[k] for k in keep if p.get(k) is not None}}
+    record = {"number": source.number, "id": source.hit.id, "location": source.location, "text": source.hit.text,
+              "excerpt": source.excerpt, "relevance": round(source.relevance, 4), "score": source.hit.score,
+              **{k: p[k] for k in keep if p.get(k) is not None}}
+    if computation is not None and computation.ok and computation.source is source:
+        record["computation"] = computation.record()
+    return record
 
 
 class ChatPipeline:
@@ -106,6 +115,7 @@ class ChatPipeline:
         memory: ConversationMemory | None = None,
         selector: EvidenceSelector | None = None,
         feedback_ranker: FeedbackRanker | None = None,
+        tables: TableStore | None = None,
     ) -> None:
         self.settings = settings
         self.llm_note = ""
@@ -133,6 +143,12 @@ class ChatPipeline:
         self.feedback_ranker = feedback_ranker
         use_llm_rewrite = generator is not None and settings.chat_rewrite == "auto"
         self.rewriter = QueryRewriter(self._rewrite_with_llm if use_llm_rewrite else None)
+        # Table answers need the model to write SQL: without it, tables are answered from their rows as text.
+        self.tables = tables
+        self.table_answerer: TableAnswerer | None = None
+        if settings.chat_table_answers and generator is not None:
+            self.tables = tables if tables is not None else open_table_store(settings)
+            self.table_answerer = TableAnswerer(self.tables, generator)
 
     # --- public API --------------------------------------------------------------------------
     def check_question(self, question: str | None) -> str:
@@ -180,6 +196,8 @@ class ChatPipeline:
 
     def close(self) -> None:
         self.retriever.close()
+        if self.tables is not None:
+            self.tables.close()
         self.memory.db.close()
         if self.generator is not None and self._owns_generator:
             self.generator.close()
@@ -222,13 +240,21 @@ class ChatPipeline:
         timings["select_s"] = time.perf_counter() - t
 
         answer_text, cited, mode, notice = "", [], "abstained", ""
-        reason = self._abstain_reason(sources)
-        if reason:
+        computation = self._compute(standalone, sources, groups, timings)
+        computed = computation is not None and computation.ok
+        reason = "" if computed else self._abstain_reason(sources)
+        if computed and not EXPLAIN_CUE.search(standalone):
+            assert computation is not None
+            answer_text, cited, mode = computation.answer_text(), [computation.source.number], "table"
+            timings["first_token_s"] = time.perf_counter() - started
+            yield ChatEvent("token", text=answer_text)
+        elif reason:
             answer_text, notice = ABSTAIN_TEXT, reason
         elif self.generator is not None:
             pieces: list[str] = []
             try:
-                stream = self._generate(standalone, sources, timings, started, pieces)
+                stream = self._generate(standalone, sources, timings, started, pieces,
+                                        computation if computed else None)
                 if s.chat_injection_guard:
                     stream = screened_stream(stream, f"{text}\n{standalone}", sources)
                 for piece in stream:
@@ -242,9 +268,15 @@ class ChatPipeline:
                     answer_text, cited, mode = ABSTAIN_TEXT, [], "abstained"
                     notice = "the model found no answer in the sources"
                 else:
-                    answer_text, mode = strip_invalid_citations(raw, [src.number for src in sources]), "llm"
+                    valid = [src.number for src in sources]
+                    answer_text, mode = clean_citations(raw, valid), "llm"
+                    cited = cited_numbers(answer_text, valid)
                     if not cited:
                         notice = "the answer cites no source: check it against the sources listed"
+                    if s.chat_number_guard:
+                        answer_text, cited, mode, notice = self._check_figures(
+                            answer_text, sources, cited, computation if computed else None, f"{text}\n{standalone}",
+                            notice)
             except GeneratorBusy as exc:
                 answer_text, cited = self.extractive.run(sources, reason=str(exc))
                 mode, notice = "extractive", str(exc)
@@ -270,14 +302,49 @@ class ChatPipeline:
             yield ChatEvent("token", text=answer_text)
         timings["total_s"] = time.perf_counter() - started
         abstained = mode == "abstained"
+        shown = computation if computed and not abstained and computation.source.number in cited else None
         turn_id = self.memory.add_turn(
             user.username, conversation_id, text, standalone, answer_text, mode, abstained,
-            [source_record(src) for src in sources], cited, timings,
+            [source_record(src, shown) for src in sources], cited, timings,
         )
         by_number = {src.number: src for src in sources}
         final = ChatAnswer(answer_text, [by_number[n].hit for n in cited], sources, cited, abstained, standalone,
-                           mode, notice, conversation_id, turn_id, timings)
+                           mode, notice, conversation_id, turn_id, timings, shown.record() if shown else None)
         yield ChatEvent("answer", text=answer_text, sources=sources, answer=final)
+
+    @staticmethod
+    def _check_figures(answer_text: str, sources: list[Source], cited: list[int], computation: Computation | None,
+                       question: str, notice: str) -> tuple[str, list[int], Mode, str]:
+        """Drop the sentences that state a figure no cited source, computed table result or the question holds: a
+        cited number that no source states is worse than no answer. Abstain when nothing with content is left.
+        The streamed text cannot be recalled; the final answer (what the page shows and stores) replaces it."""
+        texts = [source_text(src) for src in sources if src.number in cited]
+        computed = [computation.as_source(), computation.values()] if computation is not None else []
+        checked = without_unsupported(answer_text, texts, computed, question=question)
+        if not checked.removed:
+            return answer_text, cited, "llm", notice
+        if not checked.has_content:
+            return ABSTAIN_TEXT, [], "abstained", "the answer stated figures no source holds"
+        left_out = f"left out {len(checked.removed)} sentence(s) stating figures no cited source holds"
+        return (checked.text, cited_numbers(checked.text, [src.number for src in sources]), "llm",
+                "; ".join(filter(None, [notice, left_out])))
+
+    def _compute(self, question: str, sources: list[Source], groups: GroupScope,
+                 timings: dict[str, float]) -> Computation | None:
+        """The table path (app/table_qa.py) when the question asks for a computation over a table among the
+        sources; None otherwise, or when the model is busy or the tables cannot be read (the text answer stays)."""
+        if self.table_answerer is None or not self.table_answerer.wants(question, sources):
+            return None
+        try:
+            computation = self.table_answerer.run(question, sources, groups)
+        except GeneratorBusy:
+            return None
+        except Exception:  # a table store that cannot be read must never take the chat down
+            log.exception("table answer failed")
+            return None
+        if computation is not None:
+            timings["sql_s"] = computation.timings.get("sql_s", 0.0)
+        return computation
 
     def _abstain_reason(self, sources: list[Source]) -> str:
         s = self.settings
@@ -292,14 +359,18 @@ class ChatPipeline:
         return ""
 
     def _generate(self, question: str, sources: list[Source], timings: dict[str, float],
-                  started: float, raw: list[str]) -> Iterator[str]:
-        """The model's pieces (all kept in `raw`), holding back a leading NO_ANSWER so no one sees the sentinel."""
+                  started: float, raw: list[str], computation: Computation | None = None) -> Iterator[str]:
+        """The model's pieces (all kept in `raw`), holding back a leading NO_ANSWER so no one sees the sentinel.
+
+        A computed table result goes in as one more source, numbered as the table it was computed from, so the
+        model quotes the value instead of working it out (text + table questions)."""
         assert self.generator is not None
         stats: dict[str, Any] = {}
         held: str | None = ""
         t = time.perf_counter()
-        for piece in self.generator.stream(answer_messages(question, sources), self.settings.llm_max_answer_tokens,
-                                           stats=stats):
+        computed = (computation.source.number, computation.where(), computation.as_source()) if computation else None
+        for piece in self.generator.stream(answer_messages(question, sources, computed),
+                                           self.settings.llm_max_answer_tokens, stats=stats):
             raw.append(piece)
             if "first_token_s" not in timings:
                 timings["first_token_s"] = time.perf_counter() - started

@@ -63,11 +63,30 @@ def show_passage(record: dict[str, Any]) -> None:
         st.markdown(text)
 
 
+def show_computation(computation: dict[str, Any]) -> None:
+    """How a table answer was computed: the SQL that ran over the real table, its result, the rows behind it."""
+    st.markdown("**How this was computed**")
+    tables = ", ".join(t.get("file_name") or t.get("name", "") for t in computation.get("tables", []))
+    st.caption(f"One read-only SQL query over {tables}, run in a sandbox that holds only tables you may read.")
+    st.code(computation.get("sql", ""), language="sql")
+    if computation.get("columns"):
+        st.dataframe(pd.DataFrame(computation["rows"], columns=computation["columns"]), hide_index=True,
+                     width="stretch")
+        if computation.get("truncated"):
+            st.caption("First 50 result rows shown.")
+    rows = computation.get("source_rows") or []
+    if rows:
+        st.caption(f"Source rows the result came from ({len(rows)}{'+' if len(rows) >= 20 else ''}):")
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
 def show_sources(records: list[dict[str, Any]], cited: list[int]) -> None:
     by_number = {r["number"]: r for r in records}
     for n in cited:
         if n in by_number:
-            with st.expander(source_label(by_number[n])):
+            with st.expander(source_label(by_number[n]), expanded="computation" in by_number[n]):
+                if "computation" in by_number[n]:
+                    show_computation(by_number[n]["computation"])
                 show_passage(by_number[n])
     others = [r for r in records if r["number"] not in cited]
     if others:

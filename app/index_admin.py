@@ -18,6 +18,7 @@ from app.feedback import FeedbackStore
 from erag.settings import Settings
 from index.filters import Filter, Match, doc_filter
 from index.store import Store
+from index.tables import TableStore
 from index.versions import visible
 from ingest.metadata import file_sidecar
 
@@ -67,9 +68,10 @@ class FeedbackSummary:
 class IndexAdmin:
     """Read and change the index for administrators (no access filter: admins manage every document)."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, tables: TableStore | None = None) -> None:
         self.settings = settings
         self.store = store
+        self.tables = tables
 
     def documents(self) -> list[DocumentRow]:
         """Every visible document, newest first, with its chunk count."""
@@ -93,6 +95,8 @@ class IndexAdmin:
             flt = doc_filter(doc_id)
             removed += self.store.count(flt)
             self.store.delete(flt)
+            if self.tables is not None:
+                self.tables.delete(doc_id)
             path = Path(doc_id)
             if path.is_relative_to(uploads) and path.is_file():
                 path.unlink()

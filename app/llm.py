@@ -90,7 +90,7 @@ class LlamaGenerator:
         model_path: Path,
         context_tokens: int = 4096,
         threads: int = 2,
-        temperature: float = 0.1,
+        temperature: float = 0.0,
         seed: int = 7,
         busy_timeout_s: float = 30.0,
     ) -> None:

@@ -190,6 +190,54 @@ def search(
         _echo(f"    {snippet[:300]}{'...' if len(snippet) > 300 else ''}")
 
 
+def _show_computation(computation: dict) -> None:
+    """`erag ask`'s account of a table answer: the SQL that ran and the rows it returned."""
+    tables = ", ".join(t.get("file_name") or t.get("name", "") for t in computation.get("tables", []))
+    _echo(f"computed over {tables} with:", dim=True)
+    _echo(f"    {computation.get('sql', '')}")
+    columns, rows = computation.get("columns") or [], computation.get("rows") or []
+    if columns:
+        _echo("    | " + " | ".join(columns) + " |")
+        for row in rows[:10]:
+            _echo("    | " + " | ".join(str(v) for v in row) + " |")
+        if len(rows) > 10 or computation.get("truncated"):
+            _echo(f"    ({len(rows)} rows{' or more' if computation.get('truncated') else ''})", dim=True)
+
+
+@app.command()
+def tables(
+    as_user: Annotated[str | None, typer.Option("--as", help="List the tables this user of the users file can see.")]
+    = None,
+    groups: Annotated[str | None, typer.Option(help="List the tables these comma-separated groups can see.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the tables as JSON.")] = False,
+) -> None:
+    """Tables the chat can compute over (every CSV, sheet and document table): document, title, rows, columns."""
+    from app.identity import access_groups
+    from index.tables import TableStoreError, open_table_store
+
+    scope = access_groups(_acting_user(as_user, groups))
+    try:
+        with open_table_store(get_settings()) as store:
+            infos = store.catalog(scope)
+    except TableStoreError as exc:
+        _fail(str(exc))
+    if as_json:
+        _echo(json.dumps([{"name": t.name, "file_name": t.file_name, "title": t.title, "sheet": t.sheet,
+                           "page": t.page, "rows": t.row_count, "doc_id": t.doc_id, "groups": list(t.groups),
+                           "columns": [{"name": c.name, "label": c.label, "type": c.type, "unit": c.unit}
+                                       for c in t.columns[1:]]} for t in infos], indent=2))
+        return
+    if not infos:
+        _echo("no tables visible (ingest CSV, XLSX or documents with tables first)")
+    for t in infos:
+        where = ", ".join(p for p in (f"sheet {t.sheet}" if t.sheet else "", f"p. {t.page}" if t.page else "") if p)
+        _echo(f"{t.name}  ({t.file_name}{', ' + where if where else ''}; {t.row_count:,} rows; groups "
+              f"{', '.join(t.groups)})", bold=True)
+        if t.title:
+            _echo(f"    {t.title}")
+        _echo("    " + ", ".join(f"{c.name} {c.type}" + (f" [{c.unit}]" if c.unit else "") for c in t.columns[1:]))
+
+
 @app.command()
 def stats() -> None:
     """What is in the index: documents, chunks, size on disk."""
@@ -264,6 +312,13 @@ def evaluate(
 
     if answerer not in ("auto", "chat", "extractive"):
         _fail(f"unknown answerer '{answerer}' (auto, chat, extractive)")
+    from eval import company_eval
+
+    if answers and company_eval.is_company_set(dataset):  # questions asked as users about data/, not BEIR
+        summary = company_eval.run(dataset, out or company_eval.DEFAULT_OUT, progress=sys.stderr.isatty())
+        _echo(company_eval.summary_table(summary))
+        _echo(f"\nreport: {out or company_eval.DEFAULT_OUT}/summary.md, answers.json")
+        return
     settings = get_settings()
     try:
         data = EvalDataset(dataset, split, settings.max_file_mb)
@@ -336,6 +391,7 @@ def ask(
             "rewritten_query": final.rewritten_query, "conversation_id": final.conversation_id,
             "citations": [{"number": s.number, "id": s.hit.id, "file_name": s.file_name, "location": s.location}
                           for s in final.cited_sources()],
+            "computation": final.computation,
             "timings": final.timings,
         }, indent=2, default=str))
         return
@@ -344,6 +400,8 @@ def ask(
     _echo("")
     if final.notice and final.mode != "extractive":
         _echo(f"note: {final.notice}", dim=True)
+    if final.computation:
+        _show_computation(final.computation)
     for source in final.cited_sources():
         _echo(source.label(), bold=True)
         snippet = " ".join((source.excerpt or source.hit.text).split())

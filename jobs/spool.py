@@ -20,11 +20,13 @@ fsync: a worker killed while writing one leaves a `.tmp` file that is never read
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ from erag.access import require_groups
 from index.store import IndexPoint
 from index.versions import VersionState
 from ingest.pipeline import DocumentVersion
+from ingest.table_types import TypedColumn, TypedTable, Value, is_plain_identifier
 
 FORMAT = 1
 _HEADER_KEY = "erag_spool"
@@ -95,6 +98,9 @@ class _Header(BaseModel):
     ids: list[str]
     payloads: list[dict[str, Any]]
     sparse_lengths: list[int]
+    file_name: str = Field("", max_length=1024)
+    title: str = Field("", max_length=4096)
+    tables: list[dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("groups")
     @classmethod
@@ -133,6 +139,8 @@ class SpoolEntry:
             "version": self.version.version, "groups": self.groups, "dim": self.dim, "embedder": self.embedder,
             "ids": [p.id for p in points], "payloads": [p.payload for p in points],
             "sparse_lengths": [len(p.sparse_indices) for p in points],
+            "file_name": self.version.file_name, "title": self.version.title,
+            "tables": [_table_to_json(t) for t in self.version.tables],
         }
         tensors = {
             "dense": np.stack([np.asarray(p.dense, dtype=np.float32) for p in points]),
@@ -185,8 +193,70 @@ class SpoolEntry:
             points.append(IndexPoint(pid, dense[number], idx[offset: offset + length].tolist(),
                                      val[offset: offset + length].tolist(), payload))
             offset += length
+        tables = [_table_from_json(t, f"{name}, table {i + 1}") for i, t in enumerate(header.tables)]
         return cls(header.job_id, header.attempt, header.dim, header.embedder,
-                   DocumentVersion(header.doc_id, header.version, points))
+                   DocumentVersion(header.doc_id, header.version, points, tables, list(header.groups),
+                                   header.file_name, header.title))
+
+
+def _value_to_json(value: Value) -> object:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _table_to_json(table: TypedTable) -> dict[str, Any]:
+    return {"title": table.title, "page": table.page, "sheet": table.sheet, "headings": list(table.headings),
+            "header_rows": table.header_rows, "row_ids": list(table.row_ids),
+            "columns": [{"name": c.name, "label": c.label, "type": c.type, "unit": c.unit, "scale": c.scale,
+                         "values": [_value_to_json(v) for v in c.values], "texts": list(c.texts)}
+                        for c in table.columns]}
+
+
+def _typed_value(raw: object, kind: str, where: str) -> Value:
+    """A cell read back by its column's type; anything that does not fit the type is a tampered entry."""
+    if raw is None:
+        return None
+    try:
+        if kind == "integer" and isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        if kind == "number" and isinstance(raw, str):
+            number = Decimal(raw)
+            if number.is_finite():
+                return number
+        if kind == "date" and isinstance(raw, str):
+            return dt.date.fromisoformat(raw)
+        if kind == "text" and isinstance(raw, str):
+            return raw
+    except (ArithmeticError, ValueError):
+        pass
+    raise SpoolError(f"{where}: a {kind} cell holds {type(raw).__name__} {str(raw)[:40]!r}")
+
+
+def _table_from_json(data: dict[str, Any], where: str) -> TypedTable:
+    try:
+        row_ids = [int(r) for r in data["row_ids"]]
+        columns = []
+        for column in data["columns"]:
+            kind = column["type"]
+            if kind not in ("integer", "number", "date", "text") or not is_plain_identifier(str(column["name"])):
+                raise SpoolError(f"{where}: column {str(column.get('name'))[:40]!r} of type {kind!r} is not valid")
+            values = tuple(_typed_value(v, kind, f"{where}, column {column['name']}") for v in column["values"])
+            texts = tuple(str(t) for t in column["texts"])
+            if len(values) != len(row_ids) or len(texts) != len(row_ids):
+                raise SpoolError(f"{where}: column {column['name']} has {len(values)} values for {len(row_ids)} rows")
+            columns.append(TypedColumn(str(column["name"]), str(column["label"]), kind,
+                                       None if column["unit"] is None else str(column["unit"]), values, texts,
+                                       int(column["scale"])))
+        return TypedTable(columns, row_ids, str(data["title"]), None if data["page"] is None else int(data["page"]),
+                          None if data["sheet"] is None else str(data["sheet"]), [str(h) for h in data["headings"]],
+                          int(data["header_rows"]))
+    except SpoolError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SpoolError(f"{where}: malformed table ({type(exc).__name__}: {exc})") from exc
 
 
 def _check_payload(payload: dict[str, Any], header: _Header, pid: str, where: str) -> None:

@@ -33,6 +33,7 @@ from app.db import ChatDatabase
 from erag.home import private_dir
 from erag.settings import Settings
 from index.store import Store, StoreError, open_store
+from index.tables import open_table_store
 from ingest.embedder import Embedder
 from ingest.metadata import write_sidecar
 from ingest.pipeline import IngestPipeline
@@ -197,9 +198,11 @@ def write_spool(settings: Settings, board: JobBoard) -> int:
             store = EdgeStore(settings)
         except StoreError:
             return 0  # an `erag` command holds the index: try again on the next round
+        tables = open_table_store(settings)
         try:
-            return IndexWriter(store, board, spool).apply_pending()
+            return IndexWriter(store, board, spool, tables).apply_pending()
         finally:
+            tables.close()
             store.close()
     finally:
         lock.release()

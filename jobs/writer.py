@@ -29,7 +29,8 @@ from pathlib import Path
 
 from erag.home import private_dir
 from index.store import Store
-from index.versions import version_state, write_version
+from index.tables import TableStore
+from ingest.pipeline import IndexSink
 from jobs.board import JobBoard
 from jobs.spool import Spool, SpoolEntry, SpoolError
 
@@ -75,20 +76,22 @@ class WriterLock:
 class IndexWriter:
     """Apply spool entries to `store` in job order; stale entries (their job moved on) are dropped."""
 
-    def __init__(self, store: Store, board: JobBoard, spool: Spool) -> None:
+    def __init__(self, store: Store, board: JobBoard, spool: Spool, tables: TableStore | None = None) -> None:
         self.store = store
         self.board = board
         self.spool = spool
+        # The same writes as a direct ingest: tables first, then the version switch (ingest.pipeline.IndexSink).
+        self.sink = IndexSink(store, tables)
         self.unoptimized = 0  # jobs applied since the last optimize
 
     def apply(self, entry: SpoolEntry) -> str:
         """Write one job's chunks unless that version is already current; returns the outcome."""
         self.store.ensure_collection(entry.dim, entry.embedder)
         version = entry.version
-        state = version_state(self.store, version.doc_id, version.version)
+        state = self.sink.state(version.doc_id, version.version)
         if state in ("unchanged", "repaired"):
             return state
-        write_version(self.store, version.doc_id, version.version, version.points)
+        self.sink.write(version)
         return state
 
     def check(self, entry: SpoolEntry) -> None:

@@ -97,7 +97,8 @@ class HybridSearcher:
 
         dense = sparse = None
         if retriever in ("hybrid", "dense"):
-            vector = self.embedder.run([text])[0]
+            # Queries take the model's query prompt; a test double or cache that only has `run` still works.
+            vector = getattr(self.embedder, "run_queries", self.embedder.run)([text])[0]
             dense = DenseQuery(
                 vector, limit=max(s.dense_candidates, top_k), mode=mode, oversampling=s.oversampling, exact=exact
             )

@@ -12,14 +12,12 @@ secrets come from a git-ignored `.env` (`.env.example` is its committed template
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import socket
 import subprocess
-import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,6 +31,7 @@ from erag.settings import Settings
 from jobs.board import Claim, JobBoard
 
 from .conftest import REPO
+from .postgres_server import running_postgres
 
 COMPOSE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
@@ -134,39 +133,10 @@ def test_the_image_holds_every_package() -> None:
     assert "COPY config config" in dockerfile
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def postgres_url():
-    """A throwaway Postgres server (Debian's postgresql package) on a Unix socket, as the `postgres` user."""
-    bindir = Path("/usr/lib/postgresql")
-    versions = sorted(bindir.glob("*/bin/initdb")) if bindir.is_dir() else []
-    if not versions or shutil.which("runuser") is None:
-        pytest.skip("no Postgres server binaries (Debian: apt-get install postgresql)")
-    bin_dir = versions[-1].parent
-    root = Path(tempfile.mkdtemp(prefix="erag-pg-"))  # not under pytest's folder: the postgres user must reach it
-    try:
-        shutil.chown(root, "postgres")
-    except (LookupError, PermissionError) as exc:
-        pytest.skip(f"cannot run Postgres as its own user here: {exc}")
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    data, sock, port = root / "data", root, _free_port()
-    made = subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
-                          capture_output=True, text=True)
-    if made.returncode:
-        pytest.skip(f"initdb cannot create a Postgres cluster here: {made.stderr.strip()[-300:]}")
-    subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"), "-o",
-                    f"-k {sock} -p {port} -c listen_addresses=''", "start"], check=True, capture_output=True)
-    try:
-        yield f"postgresql+psycopg://postgres@/postgres?host={sock}&port={port}"
-    finally:
-        subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+def postgres_url() -> Iterator[str]:
+    with running_postgres() as server:
+        yield server.url
 
 
 def test_job_board_on_postgres_starts_one_job_per_document_under_contention(postgres_url: str) -> None:

@@ -135,7 +135,7 @@ def test_cli_rerun_reuses_the_cached_index_and_embeddings(evaluated, monkeypatch
     data = json.loads((out / "results.json").read_text())
     assert list(data["configs"]) == ["bm25", "hybrid"]
     assert data["indexes"]["binary"]["ingest"] == {"unchanged": 7}
-    assert data["run"]["embedding_cache"] == {"texts": 7, "embedded_now": 0}
+    assert data["run"]["embedding_cache"] == {"texts": 8, "embedded_now": 0}  # 7 chunks + the table's summary
 
 
 @pytest.mark.parametrize(

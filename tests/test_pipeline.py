@@ -62,8 +62,11 @@ def test_every_type_is_ingested_with_its_metadata(settings: Settings, corpus: Pa
     it = docs["it.html"]
     assert any("Daniel Ferreira" in c.get("people", []) for c in it)
     assert any("Leeds" in c.get("places", []) for c in it)
-    staff = docs["staff.csv"][0]
-    assert staff["text"].splitlines()[1] == "| name | department | office |"
+    staff = {c["kind"]: c for c in docs["staff.csv"]}
+    assert staff["table"]["text"].splitlines()[1] == "| name | department | office |"
+    # One summary per table: its columns with their types, and the values of short text columns.
+    summary = staff["table_summary"]["text"]
+    assert "Columns: name (text), department (text), office (text)" in summary and "Berlin, Leeds" in summary
 
 
 def test_reingest_is_idempotent_and_changes_replace(settings: Settings, corpus: Path) -> None:
@@ -94,7 +97,7 @@ def test_deleted_files_are_pruned_and_delete_by_name(settings: Settings, corpus:
     assert "it.html" not in chunks_by_doc(settings)
     with IngestPipeline(settings, progress=False) as pipeline:
         removed = pipeline.delete("staff.csv")
-        assert removed == 1
+        assert removed == 2  # its one row chunk and its table summary
         assert pipeline.delete("no-such-file.txt") == 0
     assert set(chunks_by_doc(settings)) == {"leave.md", "notes.txt", "handbook.docx", "budget.xlsx", "report.pdf"}
 

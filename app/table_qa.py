@@ -1,0 +1,514 @@
+"""Answers computed over the real table: the model writes one SQL query, the sandbox runs it, the answer quotes it.
+
+Example:
+    >>> qa = TableAnswerer(table_store, generator)
+    >>> computed = qa.run("How many employees work in the Berlin office?", sources, groups=("all",))
+    >>> computed.sql, computed.result.rows, computed.answer_text()
+    ("SELECT count(*) FROM employees WHERE office ILIKE 'Berlin'", [(13,)], 'Computed over employees.csv: 13 [1].')
+
+A 1.5B model reading a few hundred tokens of rows cannot count, sum or rank a table it does not see whole, and
+adds unreliably even when it does. A coder model writes SQL well, so when the retrieved sources include tables the
+user may read and the question asks for a computation or a row lookup, the model writes one SELECT over those
+tables (their schemas: name, title, columns with types and units, a few rows; all rows of a small table). The
+query is checked and run in the table store's sandbox (a fresh in-memory DuckDB holding only the tables it names,
+no files, no network, time and row limits). An error is shown to the model once, with a request to correct the
+query; a second failure or an empty result leaves the question to the text answer. The answer states the
+computed value, cites the table's retrieved source, and carries the SQL and the rows the value came from, which
+the source card shows as "How this was computed".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+from app.evidence import Source
+from app.prompt import sql_examples, sql_messages
+from erag.access import GroupScope
+from index.tables import QueryError, QueryResult, StaleTableError, TableInfo, TableRow, TableStore
+from ingest.table_summary import SUMMARY_KIND
+
+log = logging.getLogger(__name__)
+
+# Words that ask for a computation over rows. A question with none of them ("How do I reset my VPN token?") is a
+# question for the text, even when a table is among the sources.
+COMPUTE_CUE = re.compile(
+    r"\b(how (many|much)|number of|count|total|sum|average|avg|mean|median|highest|lowest|largest|smallest|"
+    r"biggest|greatest|least|most|fewest|maximum|minimum|top|bottom|rank\w*|more|less|fewer|compare\w*|combined|"
+    r"altogether|overall|"
+    r"difference|differ|chang\w*|increas\w*|decreas\w*|grow\w*|growth|declin\w*|rise|rose|fell|drop\w*|ratio|"
+    r"percent\w*|proportion|share|per)\b",
+    re.IGNORECASE,
+)
+# Words of a row lookup ("which team...", "who was..."): nearly every question has one, so they send a question to
+# the table only when a table is the best source. With a policy page first and the staff list third, "What is the
+# maternity leave?" had the model count employees (0) instead of reading the policy.
+LOOKUP_CUE = re.compile(r"\b(list|which|who|whose|what (was|were|is|are)|when|where|name)\b", re.IGNORECASE)
+# Questions that also ask for reasons or context: the computed value goes to the model as one more source.
+EXPLAIN_CUE = re.compile(r"\b(why|reason|because|cause\w*|explain\w*|driv\w*|due to|led to|what happened)\b", re.I)
+_SQL_START = re.compile(r"\b(select|with)\b", re.IGNORECASE)
+_FENCE = re.compile(r"```(?:sql)?", re.IGNORECASE)
+_CITATION = re.compile(r"\s*\[\d{1,3}(?:\s*[,;]\s*\d{1,3})*\]\s*$", re.MULTILINE)
+MAX_RESULT_VALUES = 20
+TABLE_KINDS = ("table", SUMMARY_KIND)
+_ENTITY_QUESTION = re.compile(r"^\s*(who|which|where|when|whose|name)\b", re.IGNORECASE)
+_YEAR_COLUMN = re.compile(r"(^|_)(year|yr|season|fy)s?($|_)", re.IGNORECASE)
+_TOTAL_ROW = re.compile(r"^\s*(grand |sub-?)?total\b|^\s*all\b", re.IGNORECASE)
+
+
+@dataclass
+class Computation:
+    """One table question: the query that ran (or the error), its result, the tables and source rows behind it."""
+
+    question: str
+    sql: str
+    result: QueryResult | None
+    tables: list[TableInfo]
+    source: Source
+    rows: list[TableRow] = field(default_factory=list)
+    attempts: int = 1
+    error: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None and bool(self.result.rows) and not all(
+            v is None for row in self.result.rows for v in row)
+
+    def values(self) -> str:
+        """The result in words: a value, a list of values, or a few rows of 'column: value'."""
+        assert self.result is not None
+        result = self.result
+        if len(result.columns) == 1:
+            plain = bool(_YEAR_COLUMN.search(result.columns[0]))  # 2002, not "2,002"
+            shown = [show_value(row[0], plain) for row in result.rows[:MAX_RESULT_VALUES] if row[0] is not None]
+            more = len(result.rows) - MAX_RESULT_VALUES
+            text = ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+            unit = self._unit()
+            return f"{text} {unit}" if unit and len(shown) == 1 else text
+        lines = ["; ".join(f"{c}: {show_value(v)}" for c, v in zip(result.columns, row, strict=True))
+                 for row in result.rows[:5]]
+        more = len(result.rows) - 5
+        return " | ".join(lines) + (f" (and {more} more rows)" if more > 0 else "")
+
+    def _unit(self) -> str:
+        """The unit of the one column a single-value result reads (sum/avg/min/max/plain), if that column has one."""
+        try:
+            tree = sqlglot.parse_one(self.sql, dialect="duckdb")
+        except sqlglot.errors.SqlglotError:
+            return ""
+        if not isinstance(tree, exp.Select) or len(tree.expressions) != 1:
+            return ""
+        projection = tree.expressions[0].unalias()
+        if isinstance(projection, exp.Count) or projection.find(exp.Count):
+            return ""
+        columns = {c.name.lower() for c in projection.find_all(exp.Column)}
+        units = {c.unit for t in self.tables for c in t.columns if c.name.lower() in columns and c.unit}
+        return units.pop() if len(units) == 1 and len(columns) == 1 else ""
+
+    def reads_what_was_asked(self) -> bool:
+        """The query measures something the question names: a summed, averaged, ranked or looked-up column shares a
+        word with the question (compared on 5-letter stems: salary / salaries). A small model asked for a salary
+        over a budget table computes "staff costs" instead; this keeps such a value from being presented as the
+        answer (the text path and its abstention take over). Counting rows, and who/which questions that return a
+        name, need no such word."""
+        try:
+            tree = sqlglot.parse_one(self.sql, dialect="duckdb")
+        except sqlglot.errors.SqlglotError:
+            return False
+        columns = {c.name.lower(): c for t in self.tables for c in t.columns}
+        measured: set[str] = set()
+        for node in tree.find_all(exp.Sum, exp.Avg):
+            measured |= {c.name.lower() for c in node.find_all(exp.Column)}
+        select = tree if isinstance(tree, exp.Select) else tree.find(exp.Select)
+        if select is not None and not _ENTITY_QUESTION.search(self.question):
+            for projection in select.expressions:
+                if not projection.find(exp.AggFunc):
+                    measured |= {c.name.lower() for c in projection.find_all(exp.Column)
+                                 if c.name.lower() in columns and columns[c.name.lower()].type != "text"}
+        if not measured:
+            return True
+        # A column named by a year or a code ("c1870", "y2019") has no word to compare: it is not checked.
+        measured = {n for n in measured if re.search(r"[a-z]{3}", re.sub(r"[^a-z]", " ", n))}
+        if not measured:
+            return True
+        asked = _stems(self.question)
+        return any(_stems(f"{columns[n].name} {columns[n].label} {columns[n].unit or ''}" if n in columns else n)
+                   & asked for n in measured)
+
+    def where(self) -> str:
+        used = self.result.tables if self.result is not None else self.tables
+        return ", ".join(dict.fromkeys(t.file_name or t.title for t in used))
+
+    def answer_text(self) -> str:
+        """The answer: the computed value, said once, citing the table's source."""
+        return f"Computed over {self.where()}: {self.values()} [{self.source.number}]."
+
+    def as_source(self) -> str:
+        """The computation as the text the model reads when it also has to explain (text + table questions)."""
+        assert self.result is not None
+        return (f"Computed with SQL over {self.where()}:\n{self.sql}\nResult:\n{self.result.text(max_rows=20)}")
+
+    def record(self) -> dict[str, Any]:
+        """What a stored turn and the source card keep: the SQL, the result, the table and the rows behind it."""
+        result = self.result
+        return {
+            "sql": self.sql, "error": self.error, "attempts": self.attempts,
+            "columns": list(result.columns) if result else [],
+            "rows": [[show_value(v) for v in row] for row in (result.rows[:50] if result else [])],
+            "truncated": bool(result and (result.truncated or len(result.rows) > 50)),
+            "tables": [{"name": t.name, "file_name": t.file_name, "title": t.title, "sheet": t.sheet, "page": t.page}
+                       for t in self.tables],
+            "source_rows": [{"row_id": r.row_id, **r.texts} for r in self.rows[:20]],
+        }
+
+
+def _stems(text: str) -> set[str]:
+    """Lower-case word stems (first 5 letters) of a text or a snake_case name, without stopwords."""
+    from app.evidence import content_words
+
+    words = content_words(re.sub(r"[_()]", " ", text))
+    return {w[:5] for w in words if len(w) > 1 and not w.isdigit()}
+
+
+def show_value(value: object, plain: bool = False) -> str:
+    """A cell as a person writes it: 15,400 and 90,333.33 (`plain`: 2002, for years), dates as ISO, no float
+    noise or exponent."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | Decimal | float):
+        number = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+        if number == number.to_integral_value():
+            return f"{int(number)}" if plain else f"{int(number):,}"
+        return f"{float(number):,.2f}".rstrip("0").rstrip(".")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return " ".join(str(value).split())
+
+
+def extract_sql(reply: str) -> str:
+    """The query in the model's reply: code fences, words before SELECT/WITH and citation markers dropped (the
+    shared system message asks every answer to cite, and a small model cites its SQL too), one statement."""
+    text = _FENCE.sub(" ", reply)
+    match = _SQL_START.search(text)
+    if match is None:
+        return ""
+    sql = text[match.start():].split(";")[0]
+    return _CITATION.sub("", sql).strip()
+
+
+def relax_text_matches(sql: str, tables: Sequence[TableInfo] = ()) -> str:
+    """Text compared as a person means it: `col = 'Text'` and `col LIKE 'text%'` without case and surrounding
+    spaces, and a date column compared with a date written the way the table writes it ('January 26, 1982').
+
+    Told to use ILIKE, a small model still writes `name = 'US Bank Plaza'` against a cell written "US Bank plaza",
+    and gets no row. Equality with a string literal becomes `lower(trim(col)) = lower(trim('...'))` (no wildcard
+    surprises, unlike ILIKE) and LIKE becomes ILIKE, for text columns; a string compared with a DATE column is
+    rewritten as an ISO date when it reads as one. The query is otherwise unchanged; unparsable SQL is returned as
+    it is, for the store's check to refuse with its own message.
+    """
+    try:
+        tree = sqlglot.parse_one(sql, dialect="duckdb")
+    except sqlglot.errors.SqlglotError:
+        return sql
+    types = {c.name.lower(): c.type for t in tables for c in t.columns}
+
+    def fold(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Binary) and isinstance(node, (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)):
+            left, right = node.left, node.right
+            if isinstance(right, exp.Column) and isinstance(left, exp.Literal):
+                left, right = right, left
+            if isinstance(left, exp.Column) and isinstance(right, exp.Literal) and right.is_string:
+                kind = types.get(left.name.lower(), "text")
+                if kind == "date":
+                    iso = _iso_date(right.this)
+                    if iso is not None:
+                        return node.__class__(this=left.copy(), expression=exp.Literal.string(iso))
+                elif kind == "text" and isinstance(node, exp.EQ):
+                    lowered = exp.Lower(this=exp.Trim(this=left.copy()))
+                    return exp.EQ(this=lowered, expression=exp.Lower(this=exp.Trim(this=right.copy())))
+        if isinstance(node, exp.Like):
+            return exp.ILike(this=node.this.copy(), expression=node.expression.copy())
+        return node
+
+    return tree.transform(fold).sql(dialect="duckdb")
+
+
+def _iso_date(text: str) -> str | None:
+    """'January 26, 1982', '26 Jan 1982', '1982-01-26' as 1982-01-26; None for anything that is not a full date."""
+    import pandas as pd
+
+    if not re.search(r"\d{4}", text) or not re.search(r"\d{1,2}\D+\d{4}|\d{4}\D+\d{1,2}", text):
+        return None
+    try:
+        return pd.to_datetime(text, errors="raise").date().isoformat()
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
+NO_ROWS_HINT = ("the query returned no rows. Check each text value against the rows shown (spelling, "
+                "abbreviations); match part of a text with ILIKE '%word%'.")
+# The errors a small model makes most on tables as people write them, each with the fix it misses when it only
+# reads the engine's message (on 80 wtq_dev questions, 10 of the 22 queries still failing after a plain retry were
+# of these kinds).
+_ERROR_HINTS = (
+    (re.compile(r"VARCHAR.*(INTEGER|DOUBLE|DECIMAL|BIGINT)|(INTEGER|DOUBLE|DECIMAL|BIGINT).*VARCHAR|"
+                r"No function matches.*VARCHAR", re.I | re.S),
+     "That column is text: read its number with TRY_CAST(regexp_extract(col, '-?[0-9][0-9,.]*') AS DOUBLE) "
+     "after replace(col, ',', '')."),
+    (re.compile(r"date field format|Could not convert string .* to DATE|DATE.*VARCHAR", re.I | re.S),
+     "Compare dates as the column writes them, or use the ISO form 'YYYY-MM-DD' for a DATE column."),
+    (re.compile(r"Referenced column .* not found", re.I),
+     "Use only the column names listed under Columns, exactly as written."),
+)
+
+
+def counted_nothing(sql: str, result: QueryResult | None) -> bool:
+    """A COUNT or SUM over a WHERE that matched no row (one value, 0 or empty): most often a filter written unlike
+    the table's text, not a true zero. It is treated as no rows (one retry, then the text answer), so a wrong
+    "0 employees" is never stated; the cost is that a true zero is answered from the text instead."""
+    if result is None or len(result.rows) != 1 or len(result.rows[0]) != 1 or result.rows[0][0] not in (0, None):
+        return False
+    try:
+        tree = sqlglot.parse_one(sql, dialect="duckdb")
+    except sqlglot.errors.SqlglotError:
+        return False
+    return tree.args.get("where") is not None and tree.find(exp.Count, exp.Sum) is not None
+
+
+def error_with_hint(error: str) -> str:
+    """The engine's message, shortened, with the fix for the common mistakes it names."""
+    message = " ".join(error.split())[:300]
+    hints = [hint for pattern, hint in _ERROR_HINTS if pattern.search(message)]
+    return f"{message} {hints[0]}" if hints else message
+
+
+def _examples(table: TableInfo) -> str:
+    """sql_examples with this table's name, its first text column and its first numeric column."""
+    label = next((c.name for c in table.columns[1:] if c.type == "text"), table.columns[-1].name)
+    measure = next((c.name for c in table.columns[1:] if c.type in ("integer", "number")), None)
+    return sql_examples(table.name, label, measure)
+
+
+def provenance_sql(sql: str) -> str | None:
+    """A query for the row ids a result came from, when that is well defined: one table, no join or set operation.
+
+    A lookup keeps its WHERE, ORDER BY and LIMIT (the rows shown are the rows returned); an aggregate keeps only its
+    WHERE (the rows counted or summed). Anything more complex gets no row citation rather than a wrong one.
+    """
+    try:
+        tree = sqlglot.parse_one(sql, dialect="duckdb")
+    except sqlglot.errors.SqlglotError:
+        return None
+    # sqlglot 30 renamed the "from"/"with" args to "from_"/"with_"; read either so the pin can move
+    if not isinstance(tree, exp.Select) or tree.args.get("with_", tree.args.get("with")) or tree.args.get("joins"):
+        return None
+    source = tree.args.get("from_", tree.args.get("from"))
+    if source is None or not isinstance(source.this, exp.Table):
+        return None
+    aggregate = any(e.find(exp.AggFunc) for e in tree.expressions) or tree.args.get("group") is not None
+    rows = tree.copy()
+    rows.set("expressions", [exp.column("row_id")])
+    rows.set("distinct", None)
+    for part in ("group", "having") + (("order", "limit", "offset") if aggregate else ()):
+        rows.set(part, None)
+    if any(w.find(exp.Window) for w in rows.find_all(exp.Window)):
+        return None
+    if rows.args.get("limit") is None:
+        rows = rows.limit(50)
+    return rows.sql(dialect="duckdb")
+
+
+class TableAnswerer:
+    """Answer a question by SQL over the tables among its sources; `run` returns a Computation, or None."""
+
+    def __init__(self, tables: TableStore, generator: Any, max_tables: int = 2, sample_rows: int = 3,
+                 whole_below: int = 12, max_cell_chars: int = 32, max_sql_tokens: int = 160,
+                 schema_tokens: int = 420) -> None:
+        if max_tables < 1 or sample_rows < 1 or max_sql_tokens < 16 or schema_tokens < 64:
+            raise ValueError(f"need max_tables >= 1, sample_rows >= 1, max_sql_tokens >= 16, schema_tokens >= 64, "
+                             f"got {max_tables}, {sample_rows}, {max_sql_tokens}, {schema_tokens}")
+        self.tables = tables
+        self.generator = generator
+        self.max_tables = max_tables
+        self.sample_rows = sample_rows
+        self.whole_below = whole_below
+        self.max_cell_chars = max_cell_chars
+        self.max_sql_tokens = max_sql_tokens
+        # Prefill runs at ~80 tokens/s on 2 cores: the schema is what a table answer waits for before the first
+        # token, so it is kept to a few hundred tokens (rows are dropped from the end, then the second table).
+        self.schema_tokens = schema_tokens
+
+    def wants(self, question: str, sources: Sequence[Source]) -> bool:
+        """A computation question with a table among the three best sources, or a row lookup with a table first."""
+        if not sources:
+            return False
+        if COMPUTE_CUE.search(question):
+            return any(s.hit.payload.get("kind") in TABLE_KINDS for s in sources[:3])
+        return bool(LOOKUP_CUE.search(question)) and sources[0].hit.payload.get("kind") in TABLE_KINDS
+
+    def candidates(self, sources: Sequence[Source], groups: GroupScope) -> list[tuple[Source, TableInfo]]:
+        """The user's catalog tables behind the table sources, best source first, of the version retrieved."""
+        wanted = [s for s in sources if s.hit.payload.get("kind") in TABLE_KINDS]
+        if not wanted:
+            return []
+        catalog = self.tables.catalog(groups, doc_ids={s.hit.doc_id for s in wanted})
+        out: list[tuple[Source, TableInfo]] = []
+        for source in wanted:
+            p = source.hit.payload
+            matching = [t for t in catalog if t.doc_id == source.hit.doc_id and t.version == p.get("version")]
+            # A document with several tables (sheets, PDF pages): the one this chunk was cut from, by sheet or page.
+            exact = [t for t in matching if (p.get("sheet") is not None and t.sheet == p.get("sheet"))
+                     or (p.get("page") is not None and t.page == p.get("page"))]
+            for table in exact or matching:
+                if all(table.key != known.key for _, known in out):
+                    out.append((source, table))
+            if len(out) >= self.max_tables:
+                break
+        return out[: self.max_tables]
+
+    def schema(self, tables: Sequence[TableInfo]) -> tuple[str, list[TableInfo]]:
+        """The tables as the prompt shows them, within `schema_tokens`: columns with types, header and unit, then
+        rows (a small table whole, else the first few); returns the text and the tables it kept."""
+        blocks: list[str] = []
+        kept: list[TableInfo] = []
+        for info in tables:
+            block = self._block(info)
+            if kept and self.generator.count_tokens("\n\n".join([*blocks, block])) > self.schema_tokens:
+                break  # the second table does not fit: the best one alone
+            blocks.append(block)
+            kept.append(info)
+        return "\n\n".join(blocks), kept
+
+    def _block(self, info: TableInfo) -> str:
+        where = ", ".join(p for p in (info.file_name, f"sheet {info.sheet}" if info.sheet else "",
+                                      f"page {info.page}" if info.page is not None else "") if p)
+        head = [f'TABLE {info.name}: "{info.title}" ({where}), {info.row_count:,} rows. Columns:']
+        for c in info.columns[1:]:  # row_id is explained once, in the row listing
+            label = "" if c.label.lower().replace(" ", "_") == c.name else f' "{c.label}"'
+            head.append(f"  {c.name} {c.sql_type.split('(')[0]}{label}" + (f" ({c.unit})" if c.unit else ""))
+        limit = info.row_count if info.row_count <= self.whole_below else self.sample_rows
+        names = [c.name for c in info.columns]
+        rows = [
+            "| " + " | ".join([str(r.row_id)] + [self._cell(r.texts.get(n, "")) for n in names[1:]]) + " |"
+            for r in self.tables.rows(info, limit=max(limit, 1))
+        ]
+        title = ("All rows" if limit >= info.row_count else "First rows") + " (row_id = row number):"
+        totals = self._total_rows(info)
+        if totals:
+            head.append(f"Rows {', '.join(totals)} are totals: leave them out unless the question asks for that total.")
+        while rows:
+            block = "\n".join([*head, title, "| " + " | ".join(names) + " |", *rows])
+            if len(rows) == 1 or self.generator.count_tokens(block) <= self.schema_tokens:
+                return block
+            rows = rows[:-1]
+            title = "First rows (row_id = row number):"
+        return "\n".join(head)
+
+    def _total_rows(self, info: TableInfo) -> list[str]:
+        """Row ids whose first text cell reads as a total ("Total revenue", "Grand total"): a small model counts and
+        ranks them with the line items unless told which they are."""
+        first_text = next((c.name for c in info.columns[1:] if c.type == "text"), None)
+        if first_text is None or info.row_count > 200:
+            return []
+        return [str(r.row_id) for r in self.tables.rows(info, limit=info.row_count)
+                if _TOTAL_ROW.search(str(r.texts.get(first_text, "")))][:5]
+
+    def _cell(self, text: str) -> str:
+        text = " ".join(str(text).split()).replace("|", "/")
+        return text if len(text) <= self.max_cell_chars else text[: self.max_cell_chars - 1] + "…"
+
+    def run(self, question: str, sources: Sequence[Source], groups: GroupScope) -> Computation | None:
+        """Write, check and run one query (one retry after an error); None when no table of the sources applies."""
+        pairs = self.candidates(sources, groups)
+        return self.compute(question, pairs) if pairs else None
+
+    def compute(self, question: str, pairs: list[tuple[Source, TableInfo]]) -> Computation:
+        """The query over these (source, table) pairs, best first: the evaluation calls this with the gold table."""
+        import time
+
+        started = time.perf_counter()
+        schema, tables = self.schema([t for _, t in pairs])
+        pairs = [(s, t) for s, t in pairs if t in tables]
+        computation = Computation(question, "", None, tables, pairs[0][0])
+        examples = _examples(tables[0])
+        previous, error = "", ""
+        for attempt in (1, 2):
+            computation.attempts = attempt
+            reply = self.generator.complete(sql_messages(question, schema, previous, error, examples),
+                                            max_tokens=self.max_sql_tokens, stop=[";", "\n\n\n"])
+            sql = extract_sql(reply)
+            computation.sql = sql
+            if not sql:
+                error = "the reply held no SELECT query"
+                previous = reply.strip()[:300]
+                continue
+            try:
+                computation.result = self.tables.query(relax_text_matches(sql, tables), tables)
+                computation.sql = computation.result.sql
+                error = ""
+                if computation.ok and not counted_nothing(computation.sql, computation.result):
+                    break
+                if attempt == 2:
+                    computation.result = None  # nothing matched twice: the text answer takes the question
+                    break
+                # No rows is most often a text value written otherwise than in the table ("US Bank Plaza" for
+                # "U.S. Bank Plaza"): one retry is cheap, as llama.cpp reuses the evaluated schema prefix.
+                error, previous = NO_ROWS_HINT, sql
+            except StaleTableError as exc:  # replaced while we worked: the next question sees the new version
+                error = str(exc)
+                break
+            except QueryError as exc:
+                error, previous = error_with_hint(str(exc)), sql
+        if computation.ok and not computation.reads_what_was_asked():
+            computation.error = "the query measures a column the question does not mention"
+            computation.result = None
+        else:
+            computation.error = error
+        computation.timings["sql_s"] = time.perf_counter() - started
+        if computation.ok:
+            computation.rows = self._source_rows(computation)
+            computation.source = self._cited_source(computation, pairs)
+        return computation
+
+    def _source_rows(self, computation: Computation) -> list[TableRow]:
+        """The source rows the result came from (see `provenance_sql`); none when that is not well defined."""
+        query = provenance_sql(computation.sql)
+        if query is None:
+            return []
+        try:
+            found = self.tables.query(query, computation.result.tables if computation.result else [], max_rows=50)
+        except QueryError:
+            return []
+        ids = [int(row[0]) for row in found.rows if row and row[0] is not None]
+        if not ids:
+            return []
+        table = found.tables[0]
+        return self.tables.rows(table, limit=len(ids), row_ids=ids)
+
+    @staticmethod
+    def _cited_source(computation: Computation, pairs: list[tuple[Source, TableInfo]]) -> Source:
+        """The retrieved chunk to cite: the one of the table the query read holding most of the rows behind it."""
+        used = {t.key for t in (computation.result.tables if computation.result else [])}
+        candidates = [s for s, t in pairs if t.key in used] or [pairs[0][0]]
+        row_ids = {r.row_id for r in computation.rows}
+
+        def covered(source: Source) -> int:
+            p = source.hit.payload
+            start, end = p.get("row_start"), p.get("row_end")
+            if start is None or end is None:
+                return 0
+            return sum(1 for r in row_ids if start <= r <= end)
+
+        return max(candidates, key=covered)
+

@@ -1,0 +1,150 @@
+"""Figures no source states and untidy citation markers (app/answer_checks.py); the chat drops the first, cleans
+the second. The unit cases include issue 22's own bad answers; one test asks the real packaged LLM, as an
+employee, for figures only HR may see."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from app.answer_checks import (
+    answer_numbers,
+    clean_citations,
+    malformed_markers,
+    unsupported_numbers,
+    without_unsupported,
+)
+from app.prompt import cited_numbers
+from erag.users import User
+
+from .conftest import DATA, make_settings
+
+EMPLOYEE = User(username="erin", name="Erin", groups=("all",))
+DIRECTORY = "name,department,office,title\nMargaret Okafor,Leadership,Leeds,Managing Director\n" \
+            "Tomasz Kowalczyk,HR,Leeds,Head of People\nAmara Nwosu,HR,Berlin,HR Partner"
+
+
+# --- unsupported_numbers ---------------------------------------------------------------------------------------
+def test_issue_22_invented_salaries_are_flagged() -> None:
+    assert unsupported_numbers("Margaret Okafor's salary is 490 GBP k [2].", [DIRECTORY]) == ["490 GBP k"]
+    assert unsupported_numbers("The total salary of the HR department is $100,000 [1].", [DIRECTORY]) == [
+        "$100,000"]
+
+
+@pytest.mark.parametrize(("answer", "source"), [
+    ("Consulting opex is 15,400 [1].", "Consulting | 15400"),  # thousands separator
+    ("Consulting opex is 15400.0 [1].", "Consulting opex: 15,400"),  # decimals
+    ("Margaret Okafor's salary is 490 GBP k [2].", "Margaret Okafor,490"),  # unit and scale words
+    ("Her salary is £490k [1].", "salary_gbp: 490,000"),  # scale word: k x 1,000
+    ("Cash was £14.8 million [1].", "Cash (GBP thousands): 14,812"),  # scaled and rounded
+    ("The average is 90,333 [1].", "avg: 90333.3333"),  # rounded to the answer's precision
+    ("The variance was -350 [1].", "Variance | (350)"),  # sign
+    ("Growth was 12.5% [1].", "growth 12.5 %"),  # percent
+    ("Core hours are 10:00 to 16:00 [2].", "Core working hours are 10:00 to 16:00."),
+    ("Call +44 113 496 0123 [1].", "SafeKey hotline +44 113 496 0123"),
+    ("Work 2 days a week from the office [1].", "Employees work from the office two days a week."),
+    ("Headcount on 2026-09-30 was 56 [1].", "Headcount at 30 September 2026: 56"),  # month names
+])
+def test_figures_the_sources_state_are_supported(answer: str, source: str) -> None:
+    assert unsupported_numbers(answer, [source]) == []
+
+
+def test_what_is_not_a_figure_and_what_else_backs_one() -> None:
+    # Citation markers, list numbers and identifiers (Q3, B2, T14) are not figures.
+    assert [f.text for f in answer_numbers("1. Q3 revenue [2] and band B2 on a T14 [1, 3].\n2. Done.")] == []
+    # Years get no exemption ...
+    assert unsupported_numbers("The policy dates from 2019 [1].", ["Parental leave policy"]) == ["2019"]
+    # ... but what the asker wrote may be repeated, and a computed table value backs the figure.
+    assert unsupported_numbers("With 6 years of service you get 28 days [1].", ["5+ years: 28 days"],
+                               question="How many days with 6 years of service?") == []
+    assert unsupported_numbers("The total is 3,337,500 [1].", ["salaries.csv"], ["3337500"]) == []
+    assert unsupported_numbers("The total is 3,337,501 [1].", ["salaries.csv"], ["3337500"]) == ["3,337,501"]
+    # A scale word does not make any number match: 490 is not 49,000.
+    assert unsupported_numbers("Her salary is 490k [1].", ["salary: 49,000"]) == ["490k"]
+
+
+def test_sentences_with_invented_figures_are_dropped_whole() -> None:
+    checked = without_unsupported(
+        "Tomasz Kowalczyk heads HR [1]. His salary is £95,000 [1].\n1. Amara Nwosu earns 70,000 [1].\n"
+        "2. She works in Berlin [1].", [DIRECTORY])
+    assert checked.text == "Tomasz Kowalczyk heads HR [1].\n2. She works in Berlin [1]."
+    assert checked.removed == ["His salary is £95,000 [1].", "1. Amara Nwosu earns 70,000 [1]."]
+    assert checked.has_content
+    nothing = without_unsupported("The total salary of the HR department is $100,000 [1].", [DIRECTORY])
+    assert nothing.text == "" and not nothing.has_content
+
+
+# --- clean_citations ---------------------------------------------------------------------------------------------
+def test_issue_22_stray_markers_are_cleaned() -> None:
+    raw = "To reset your token, follow these steps: [2]\n1 [1]. Go to the SafeKey portal.\n2. Choose Reset [1]."
+    clean = clean_citations(raw, valid=[1, 2])
+    assert clean == ("To reset your token, follow these steps [2]:\n1. Go to the SafeKey portal [1].\n"
+                     "2. Choose Reset [1].")
+    assert malformed_markers(raw, [1, 2]) and malformed_markers(clean, [1, 2]) == []
+
+
+@pytest.mark.parametrize(("raw", "clean"), [
+    ("Partners get 6 weeks [2], paid in full [2][3].", "Partners get 6 weeks, paid in full [2] [3]."),
+    ("Six weeks [1, 2].", "Six weeks [1] [2]."),
+    ("Six weeks [1;2][2].", "Six weeks [1] [2]."),  # duplicates within a sentence
+    ("Six weeks [7]. Paid [3] [9].", "Six weeks. Paid [3]."),  # out of range
+    ("Six weeks [Source 2]. Paid 【3】.", "Six weeks [2]. Paid [3]."),  # other shapes
+    ("Six weeks[2].", "Six weeks [2]."),
+    ("Six weeks. [2] Paid in full. [3]", "Six weeks [2]. Paid in full [3]."),  # after the full stop
+    ("Six weeks.\n[2]\n\nPaid in full [3].", "Six weeks [2].\n\nPaid in full [3]."),  # alone on a line
+    ("Steps:\n- [1] Open the portal.\n- (Optional) Call IT [3].", "Steps:\n- Open the portal [1].\n"
+     "- (Optional) Call IT [3]."),
+    ("Core hours are 10:00 to 16:00 [2].", "Core hours are 10:00 to 16:00 [2]."),  # clean stays as it is
+])
+def test_markers_take_one_clean_form(raw: str, clean: str) -> None:
+    assert clean_citations(raw, valid=[1, 2, 3]) == clean
+    assert malformed_markers(clean, [1, 2, 3]) == []
+    assert set(cited_numbers(raw, [1, 2, 3])) <= set(cited_numbers(clean, [1, 2, 3]))  # no valid citation lost
+
+
+def test_malformed_markers_are_found() -> None:
+    assert malformed_markers("Six weeks [1, 2].", [1, 2]) == ["[1, 2]"]
+    assert malformed_markers("Six weeks [4].", [1, 2]) == ["[4]"]
+    assert malformed_markers("In [2026] it was [1] [1].", [1]) == ["[2026]", "cited twice: [1]"]
+    assert malformed_markers("Steps:\n1 [1]. Go", [1]) == ["stuck to a list number: 1 [1]. Go"]
+    # Issue 22's answers: a marker repeated after the full stop, a marker after it.
+    assert malformed_markers("ARR reached £17.2m [2]. [2]", [1, 2]) == ["after the full stop: [2]", "cited twice: [2]"]
+    assert malformed_markers("There are 2 in band B2. [2]", [2]) == ["after the full stop: [2]"]
+    assert malformed_markers("Six weeks [2]. Paid [2].", [2]) == []
+
+
+# --- the chat ---------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def company(tmp_path_factory) -> Path:
+    """data/ ingested once with the fast embedder."""
+    from ingest.pipeline import IngestPipeline
+
+    root = tmp_path_factory.mktemp("answer-checks")
+    shutil.copytree(DATA, root / "data")
+    with IngestPipeline(make_settings(root / "home"), progress=False) as pipeline:
+        assert not pipeline.run([root / "data"]).failed
+    return root / "home"
+
+
+@pytest.mark.slow
+def test_employee_asking_for_hr_salaries_gets_no_unsourced_figure(company: Path) -> None:
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python comes with `make install`")
+    from app.chat import ChatPipeline
+
+    chat = ChatPipeline(make_settings(company))
+    try:
+        assert chat.generator is not None, chat.llm_note
+        question = "What is the total salary of the HR department?"
+        answer = chat.answer(question, EMPLOYEE)
+        valid = [s.number for s in answer.sources]
+        assert "salaries.csv" not in {s.file_name for s in answer.sources}  # access control holds first
+        if not answer.abstained:
+            cited = [f"{s.hit.text}\n{s.excerpt}\n{s.location}" for s in answer.cited_sources()]
+            assert unsupported_numbers(answer.text, cited, question=question) == [], answer.text
+        for figure in ("210,000", "210000", "3,337,500", "3337500"):
+            assert figure not in answer.text
+        assert malformed_markers(answer.text, valid) == [], answer.text
+    finally:
+        chat.close()
