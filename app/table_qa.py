@@ -60,7 +60,8 @@ _CITATION = re.compile(r"\s*\[\d{1,3}(?:\s*[,;]\s*\d{1,3})*\]\s*$", re.MULTILINE
 MAX_RESULT_VALUES = 20
 TABLE_KINDS = ("table", SUMMARY_KIND)
 _ENTITY_QUESTION = re.compile(r"^\s*(who|which|where|when|whose|name)\b", re.IGNORECASE)
-_YEAR_COLUMN = re.compile(r"(^|_)(year|yr|season|fy)s?($|_)", re.IGNORECASE)
+# A column of years ("year", "start_year"), not of money per year ("fy_2026", "year_2026")
+_YEAR_COLUMN = re.compile(r"^(\w*_)?(year|yr|season)s?$", re.IGNORECASE)
 _TOTAL_ROW = re.compile(r"^\s*(grand |sub-?)?total\b|^\s*all\b", re.IGNORECASE)
 
 

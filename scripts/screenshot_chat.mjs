@@ -5,11 +5,12 @@
 //   PLAYWRIGHT_PREFIX=/tmp/shot node scripts/screenshot_chat.mjs http://localhost:8501 "QUESTION" [OUT.png]
 //
 // Signs in as the demo employee, asks QUESTION, waits until the answer has finished streaming with at least
-// one citation, opens the first source card and saves the page. Exits non-zero when no cited answer comes.
+// one citation, opens the first source card (unless it is open already) and saves the page. Exits non-zero
+// when no cited answer comes. docs/table_answer.png: the same with a table question and that OUT.
 import { openBrowser } from "./browser.mjs";
 
 const [url, question = "How many days of parental leave do I get?", out = "docs/chat.png"] = process.argv.slice(2);
-const { page, close } = await openBrowser({ width: 1300, height: 1100 });
+const { page, close } = await openBrowser({ width: 1300, height: Number(process.env.SHOT_HEIGHT ?? 1100) });
 try {
   await page.goto(url);
   await page.locator('input[aria-label="User name"]').fill("erin");
@@ -24,8 +25,14 @@ try {
     { timeout: 300000 });
   const card = page.locator('[data-testid="stExpander"] summary').first();
   await card.waitFor({ timeout: 10000 });
-  await card.click();
+  // A computed answer's card opens by itself (it shows how the value was computed): clicking would close it.
+  const open = await page.locator('[data-testid="stExpander"] details').first().evaluate((el) => el.open)
+    .catch(() => false);
+  if (!open) await card.click();
   await page.waitForTimeout(1500);
+  // Show the answer from its start (Streamlit scrolls its own container to the bottom as the answer grows).
+  await page.locator('[data-testid="stChatMessage"]').last().evaluate((el) => el.scrollIntoView({ block: "start" }));
+  await page.waitForTimeout(500);
   await page.screenshot({ path: out, fullPage: true });
   console.log(`saved ${out}`);
 } catch (error) {
