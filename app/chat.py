@@ -240,9 +240,11 @@ class ChatPipeline:
         timings["select_s"] = time.perf_counter() - t
 
         answer_text, cited, mode, notice = "", [], "abstained", ""
-        computation = self._compute(standalone, sources, groups, timings)
+        # Abstention is decided before the table path: a question no source is close to ("What is the capital of
+        # France?" with the staff list as the nearest source) must not be answered by a query over that table.
+        reason = self._abstain_reason(sources)
+        computation = None if reason else self._compute(standalone, sources, groups, timings)
         computed = computation is not None and computation.ok
-        reason = "" if computed else self._abstain_reason(sources)
         if computed and not EXPLAIN_CUE.search(standalone):
             assert computation is not None
             answer_text, cited, mode = computation.answer_text(), [computation.source.number], "table"

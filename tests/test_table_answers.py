@@ -140,3 +140,9 @@ def test_cli_lists_a_users_tables_and_ask_prints_the_sql(company_home: Path, tmp
     assert asked.returncode == 0, asked.stderr
     assert "9" in asked.stdout and "computed over employees.csv with:" in asked.stdout
     assert "SELECT" in asked.stdout.upper() and "| 9 |" in asked.stdout
+
+
+def test_a_question_no_source_is_close_to_is_not_answered_from_a_table(llm_chat: ChatPipeline) -> None:
+    # the staff list is the nearest source, and "what is" reads as a lookup: abstention must come first
+    answer = llm_chat.answer("What is the capital of France?", EMPLOYEE)
+    assert answer.abstained and answer.mode == "abstained" and answer.computation is None, answer.text
