@@ -371,6 +371,12 @@ class TableAnswerer:
             # A document with several tables (sheets, PDF pages): the one this chunk was cut from, by sheet or page.
             exact = [t for t in matching if (p.get("sheet") is not None and t.sheet == p.get("sheet"))
                      or (p.get("page") is not None and t.page == p.get("page"))]
+            if not exact and len(matching) > 1:
+                # An HTML or DOCX document has neither sheets nor pages: its tables are told apart by the title
+                # every table chunk opens with ("Table: Service Desk support hours - ..."); without this the
+                # first table of the page was queried for a question about its third.
+                caption = source.hit.text.split("\n", 1)[0]
+                exact = [t for t in matching if t.title and t.title in caption]
             for table in exact or matching:
                 if all(table.key != known.key for _, known in out):
                     out.append((source, table))
