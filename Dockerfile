@@ -18,6 +18,7 @@ COPY retrieval retrieval
 COPY app app
 COPY jobs jobs
 COPY eval eval
+COPY cli cli
 RUN pip install --no-cache-dir -e .
 COPY data data
 COPY config config

@@ -1,6 +1,6 @@
 """The admin page's layout (admins only): upload, live per-file progress, documents, index statistics, feedback.
 
-Only layout lives here: uploads go through `IngestionService.submit_uploads` (checks in `app.uploads`),
+Only layout lives here: uploads go through `IngestionService.submit_uploads` (checks in `jobs.uploads`),
 documents and statistics come from `IndexAdmin`, ratings from `feedback_summary`. The navigation only
 lists this page for admins; it checks the role again in case it is reached another way.
 """
@@ -193,8 +193,8 @@ def main() -> None:
         st.stop()
     admin = IndexAdmin(settings, chat.retriever.store, chat.tables)
     store = chat.retriever.store
-    index_groups = [str(g) for g in store.facet("groups", limit=1000)]
-    departments = sorted({*settings.departments, *(str(d) for d in store.facet("department", limit=1000))})
+    index_groups = [str(g) for g in store.facet_all("groups")]
+    departments = sorted({*settings.departments, *(str(d) for d in store.facet_all("department"))})
     st.title("Documents and ingestion")
     upload_section(service, user, known_groups(settings, index_groups), departments)
     progress_section(service)

@@ -7,6 +7,8 @@ Example:
     []
     >>> clean_citations("follow these steps: [2]\\n1 [1]. Go to the portal.", valid=[1, 2])
     'follow these steps [2]:\\n1. Go to the portal [1].'
+    >>> held_citations("Core hours are 10:00 to 16:00 [1] [2].", {1: "Dress code: smart", 2: "Core hours 10:00-16:00"})
+    'Core hours are 10:00 to 16:00 [2].'
     >>> without_unsupported("Revenue was 11,560 [1]. Margin was 42% [1].", ["Total revenue 11,560"])
     Checked(text='Revenue was 11,560 [1].', removed=['Margin was 42% [1].'], has_content=True)
 
@@ -167,6 +169,34 @@ def clean_citations(text: str, valid: Iterable[int]) -> str:
     job, dropping out-of-range markers, is done here too) and accepts the looser shapes small models write.
     """
     return _join(_parse(text), set(valid))
+
+
+def held_citations(text: str, source_texts: dict[int, str], min_share: float = 0.4) -> str:
+    """Each sentence's markers kept only for sources that hold its words; a sentence left with none cites the
+    source that holds it best, if any does.
+
+    A source holds a sentence when at least `min_share` of the sentence's content words (names, figures, terms)
+    are in it. A small model cites every source it was shown ("[1] [2] [3]") or the wrong neighbour; a marker
+    that opens a source about something else breaks the employee's trust in the ones that hold. Sentences with
+    no content words of their own ("Here are the steps:") keep their markers.
+    """
+    texts = {n: content_words(t) for n, t in source_texts.items()}
+
+    def share(words: set[str], number: int) -> float:
+        return len(words & texts.get(number, set())) / len(words)
+
+    lines = _parse(text)
+    for sentences in lines:
+        for sentence in sentences:
+            words = content_words(sentence.text)
+            if not words or not sentence.markers:
+                continue
+            held = [n for n in dict.fromkeys(sentence.markers) if n in texts and share(words, n) >= min_share]
+            if not held:
+                best = max(texts, key=lambda n: share(words, n), default=None)
+                held = [best] if best is not None and share(words, best) >= min_share else sentence.markers
+            sentence.markers = held
+    return _join(lines, None)
 
 
 def malformed_markers(text: str, valid: Iterable[int]) -> list[str]:

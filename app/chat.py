@@ -5,8 +5,9 @@ Example:
     >>> for event in chat.run("How many days of parental leave do I get?", user):
     ...     if event.type == "token":
     ...         print(event.text, end="")
-    >>> answer = chat.answer("and for part-time staff?", user, conversation_id=answer.conversation_id)
-    >>> answer.abstained, [h.payload["file_name"] for h in answer.citations]
+    >>> first = chat.answer("How many weeks of maternity leave do employees get?", user)
+    >>> follow = chat.answer("and for part-time staff?", user, conversation_id=first.conversation_id)
+    >>> follow.abstained, [h.payload["file_name"] for h in follow.citations]
     (False, ['parental_leave_policy.md'])
 
 The Streamlit page, `erag ask`, the tests and the answer-quality evaluation all call `run` (events, for
@@ -23,7 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from app.answer_checks import clean_citations, source_text, without_unsupported
+from app.abstention import AbstentionGate, source_features
+from app.answer_checks import clean_citations, held_citations, source_text, without_unsupported
 from app.evidence import EvidenceSelector, Source, approx_tokens
 from app.extractive import ExtractiveAnswerer
 from app.feedback import FeedbackRanker, FeedbackStore
@@ -41,6 +43,7 @@ from app.prompt import (
 )
 from app.table_qa import EXPLAIN_CUE, Computation, TableAnswerer
 from erag.access import AccessError, GroupScope
+from erag.models import load_spacy
 from erag.schema import Hit
 from erag.settings import Settings
 from erag.users import User
@@ -129,7 +132,7 @@ class ChatPipeline:
         self.retriever = retriever or Retriever(settings)
         self._retrieval_lock = threading.Lock()
         if memory is None:
-            from app.db import ChatDatabase
+            from erag.db import ChatDatabase
 
             memory = ConversationMemory(ChatDatabase.from_settings(settings))
         self.memory = memory
@@ -142,7 +145,8 @@ class ChatPipeline:
                                              settings.chat_feedback_min_similarity)
         self.feedback_ranker = feedback_ranker
         use_llm_rewrite = generator is not None and settings.chat_rewrite == "auto"
-        self.rewriter = QueryRewriter(self._rewrite_with_llm if use_llm_rewrite else None)
+        self.gate = AbstentionGate()
+        self.rewriter = QueryRewriter(self._rewrite_with_llm if use_llm_rewrite else None, self._people)
         # Table answers need the model to write SQL: without it, tables are answered from their rows as text.
         self.tables = tables
         self.table_answerer: TableAnswerer | None = None
@@ -191,7 +195,7 @@ class ChatPipeline:
         """Departments and documents the user may see, for the page's filters."""
         flt = visible() & access_filter(access_groups(user))
         store = self.retriever.store
-        return {key: sorted(str(v) for v in store.facet(key, flt, limit=10_000) if v)
+        return {key: sorted(str(v) for v in store.facet_all(key, flt) if v)
                 for key in ("department", "file_name")}
 
     def close(self) -> None:
@@ -242,7 +246,7 @@ class ChatPipeline:
         answer_text, cited, mode, notice = "", [], "abstained", ""
         # Abstention is decided before the table path: a question no source is close to ("What is the capital of
         # France?" with the staff list as the nearest source) must not be answered by a query over that table.
-        reason = self._abstain_reason(sources)
+        reason = self._abstain_reason(standalone, sources)
         computation = None if reason else self._compute(standalone, sources, groups, timings)
         computed = computation is not None and computation.ok
         if computed and not EXPLAIN_CUE.search(standalone):
@@ -271,7 +275,12 @@ class ChatPipeline:
                     notice = "the model found no answer in the sources"
                 else:
                     valid = [src.number for src in sources]
-                    answer_text, mode = clean_citations(raw, valid), "llm"
+                    held = {src.number: source_text(src) for src in sources}
+                    if computed:
+                        assert computation is not None
+                        number = computation.source.number
+                        held[number] = f"{held.get(number, '')}\n{computation.as_source()}\n{computation.values()}"
+                    answer_text, mode = held_citations(clean_citations(raw, valid), held), "llm"
                     cited = cited_numbers(answer_text, valid)
                     if not cited:
                         notice = "the answer cites no source: check it against the sources listed"
@@ -348,13 +357,19 @@ class ChatPipeline:
             timings["sql_s"] = computation.timings.get("sql_s", 0.0)
         return computation
 
-    def _abstain_reason(self, sources: list[Source]) -> str:
+    def _abstain_reason(self, question: str, sources: list[Source]) -> str:
         s = self.settings
         if not sources:
             return "no document you can see matches the question"
-        best = max(src.relevance for src in sources)
-        if best < s.chat_min_relevance:
-            return f"the closest passage is too far from the question (relevance {best:.2f} < {s.chat_min_relevance})"
+        if s.chat_abstention == "calibrated":
+            reason = self.gate.decide(source_features(question, sources))
+            if reason:
+                return reason
+        else:
+            best = max(src.relevance for src in sources)
+            if best < s.chat_min_relevance:
+                return (f"the closest passage is too far from the question (relevance {best:.2f} < "
+                        f"{s.chat_min_relevance})")
         rerank = sources[0].hit.scores.get("rerank")
         if s.chat_min_rerank_score is not None and rerank is not None and rerank < s.chat_min_rerank_score:
             return f"the best rerank score {rerank:.2f} is below {s.chat_min_rerank_score}"
@@ -371,22 +386,38 @@ class ChatPipeline:
         held: str | None = ""
         t = time.perf_counter()
         computed = (computation.source.number, computation.where(), computation.as_source()) if computation else None
-        for piece in self.generator.stream(answer_messages(question, sources, computed),
-                                           self.settings.llm_max_answer_tokens, stats=stats):
-            raw.append(piece)
-            if "first_token_s" not in timings:
-                timings["first_token_s"] = time.perf_counter() - started
-            if held is not None:
-                held += piece
-                if NO_ANSWER.startswith(held.strip().upper().replace(" ", "_")):
-                    continue
-                piece, held = held, None
-            yield piece
+        stream = self.generator.stream(answer_messages(question, sources, computed),
+                                       self.settings.llm_max_answer_tokens, stats=stats, probe=NO_ANSWER)
+        try:
+            for piece in stream:
+                if "first_token_s" not in timings:
+                    timings["first_token_s"] = time.perf_counter() - started
+                    timings["no_answer_p"] = stats.get("probe_p", 0.0)
+                    if timings["no_answer_p"] >= self.settings.chat_no_answer_p:
+                        # The model leans towards "the sources do not say" even when greedy decoding would start an
+                        # answer: below certainty, that lean is what separates unsupported questions (calibrated by
+                        # eval/abstention_calibration.py --llm). Stop here; the caller reads the sentinel as a refusal.
+                        raw.append(NO_ANSWER)
+                        break
+                raw.append(piece)
+                if held is not None:
+                    held += piece
+                    if NO_ANSWER.startswith(held.strip().upper().replace(" ", "_")):
+                        continue
+                    piece, held = held, None
+                yield piece
+        finally:
+            stream.close()  # after an early stop too: the model's lock is released now, not when collected
         timings["generate_s"] = time.perf_counter() - t
         timings["tokens"] = float(stats.get("completion_tokens", 0))
         after_first = timings["generate_s"] - (timings.get("first_token_s", 0.0) - (t - started))
         if timings["tokens"] > 1 and after_first > 0:
             timings["tokens_per_s"] = (timings["tokens"] - 1) / after_first
+
+    def _people(self, text: str) -> list[str]:
+        """People named in `text`, in order: what "he" or "she" in a follow-up points to."""
+        nlp = load_spacy(self.settings.spacy_model, tuple(self.settings.departments))
+        return [entity.text for entity in nlp(text).ents if entity.label_ == "PERSON"]
 
     def _rewrite_with_llm(self, messages: list[dict[str, str]]) -> str:
         assert self.generator is not None

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import select
 
-from app.db import ChatDatabase, Feedback, Turn, utcnow
+from erag.db import ChatDatabase, Feedback, Turn, utcnow
 from erag.schema import Hit
 
 

@@ -44,6 +44,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from app.citations import CITATION
 from app.evidence import content_words
 from app.extractive import LABEL as EXTRACTIVE_LABEL
 
@@ -156,7 +157,7 @@ _DEMANDED = re.compile(r"\b(?:with|phrase|word|words|sentence|marker|say|saying|
                        r"(?:the (?:word|words|phrase|text|sentence|marker)\s*:?\s+)?"
                        r"([A-Z0-9][A-Z0-9'!-]*(?:\s+[A-Z0-9][A-Z0-9'!-]*)*)")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=\S)")
-_CITATIONS_ONLY = re.compile(r"^(?:\s*\[\d{1,3}(?:\s*[,;]\s*\d{1,3})*\])+\W*$")
+_CITATIONS_ONLY = re.compile(rf"^(?:\s*{CITATION.pattern})+\W*$")
 _CELL_ROW = re.compile(r"^\s*\|.*\|\s*$")
 
 

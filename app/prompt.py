@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from app.citations import CITATION
 from app.evidence import Source, content_words
 from app.injection import withhold
 
@@ -57,9 +58,8 @@ brackets, for example: Core hours are 10:00 to 16:00 [2].
 # Chat-template control tokens (<|im_start|>, <|eot_id|>, ...) and our own tags: a document must not be able
 # to end its source block or start a new turn.
 _CONTROL = re.compile(r"<\|[^|>]{0,40}\|>|</?\s*source\b", re.IGNORECASE)
-_CITATION = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])(?=\s)|(?<=\n)")
-_SPACED_CITATION = re.compile(r"(\s?)\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
+_SPACED_CITATION = re.compile(rf"(\s?){CITATION.pattern}")
 _REFUSAL = re.compile(
     r"\b(i (do not|don't|cannot|can't) (know|find|answer|say)|(cannot|can't|unable to) (be )?(answer|determine|find)"
     r"|(do|does) not (contain|provide|include|answer|say|mention|specify)|no information"
@@ -170,7 +170,7 @@ def cited_numbers(text: str, valid: Iterable[int]) -> list[int]:
     """Source numbers the answer cites, in first-use order, keeping only those that exist."""
     allowed = set(valid)
     seen: list[int] = []
-    for match in _CITATION.finditer(text):
+    for match in CITATION.finditer(text):
         for number in re.split(r"\s*[,;]\s*", match.group(1)):
             n = int(number)
             if n in allowed and n not in seen:
@@ -201,7 +201,7 @@ def attribute(text: str, sources: Sequence[Source], min_overlap: float = 0.6) ->
     out = []
     for sentence in _SENTENCE_END.split(text):
         words = content_words(sentence)
-        if words and not _CITATION.search(sentence):
+        if words and not CITATION.search(sentence):
             number, shared = max(((n, len(words & ex)) for n, ex in excerpts), key=lambda t: t[1])
             if shared / len(words) >= min_overlap:
                 stripped = sentence.rstrip()

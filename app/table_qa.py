@@ -25,11 +25,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import sqlglot
 from sqlglot import exp
 
+from app.citations import CITATION
 from app.evidence import Source
 from app.prompt import sql_examples, sql_messages
 from erag.access import GroupScope
@@ -56,7 +58,7 @@ LOOKUP_CUE = re.compile(r"\b(list|which|who|whose|what (was|were|is|are)|when|wh
 EXPLAIN_CUE = re.compile(r"\b(why|reason|because|cause\w*|explain\w*|driv\w*|due to|led to|what happened)\b", re.I)
 _SQL_START = re.compile(r"\b(select|with)\b", re.IGNORECASE)
 _FENCE = re.compile(r"```(?:sql)?", re.IGNORECASE)
-_CITATION = re.compile(r"\s*\[\d{1,3}(?:\s*[,;]\s*\d{1,3})*\]\s*$", re.MULTILINE)
+_CITATION = re.compile(rf"\s*{CITATION.pattern}\s*$", re.MULTILINE)
 MAX_RESULT_VALUES = 20
 TABLE_KINDS = ("table", SUMMARY_KIND)
 _ENTITY_QUESTION = re.compile(r"^\s*(who|which|where|when|whose|name)\b", re.IGNORECASE)
@@ -178,6 +180,20 @@ def _stems(text: str) -> set[str]:
 
     words = content_words(re.sub(r"[_()]", " ", text))
     return {w[:5] for w in words if len(w) > 1 and not w.isdigit()}
+
+
+def by_identity(question: str, pairs: list[tuple[Source, TableInfo]]) -> list[tuple[Source, TableInfo]]:
+    """Tables the question names first (words of its title, file name or column labels: "staff directory" reaches
+    employees.csv by "employees"), then retrieval order. The best-ranked chunk is often a row that shares a
+    cell with the question ("Toronto" in the budget sheet) while the table asked about is another."""
+    asked = _stems(question)
+
+    def named(pair: tuple[Source, TableInfo]) -> int:
+        table = pair[1]
+        identity = " ".join([table.title, Path(table.file_name).stem, *(c.label for c in table.columns[1:])])
+        return len(asked & _stems(identity))
+
+    return sorted(pairs, key=named, reverse=True)  # stable: ties keep retrieval order
 
 
 def show_value(value: object, plain: bool = False) -> str:
@@ -380,9 +396,7 @@ class TableAnswerer:
             for table in exact or matching:
                 if all(table.key != known.key for _, known in out):
                     out.append((source, table))
-            if len(out) >= self.max_tables:
-                break
-        return out[: self.max_tables]
+        return out
 
     def schema(self, tables: Sequence[TableInfo]) -> tuple[str, list[TableInfo]]:
         """The tables as the prompt shows them, within `schema_tokens`: columns with types, header and unit, then
@@ -437,7 +451,7 @@ class TableAnswerer:
 
     def run(self, question: str, sources: Sequence[Source], groups: GroupScope) -> Computation | None:
         """Write, check and run one query (one retry after an error); None when no table of the sources applies."""
-        pairs = self.candidates(sources, groups)
+        pairs = by_identity(question, self.candidates(sources, groups))[: self.max_tables]
         return self.compute(question, pairs) if pairs else None
 
     def compute(self, question: str, pairs: list[tuple[Source, TableInfo]]) -> Computation:

@@ -58,9 +58,10 @@ def texts_of_length(tokenizer, pages: list[str], tokens: int, count: int) -> lis
 
 def load_embedder(name: str):
     """The product's Embedder for `name`; nomic through the GGUF encoder (until Embedder.from_settings knows it)."""
-    from erag.gguf_encoder import load_nomic_encoder, nomic_dims
+    from erag.embedder import Embedder
+    from erag.gguf_encoder import load_nomic_encoder
+    from erag.models import nomic_dims
     from erag.settings import Settings
-    from ingest.embedder import Embedder
 
     settings = Settings(home=Path("/tmp/erag-bakeoff-unused"), embedder=name)
     if nomic_dims(name):
@@ -143,7 +144,8 @@ def packing(repeats: int) -> list[dict]:
 def quality(name: str, docs: int) -> list[dict]:
     """Dense-only MRR@10 / Recall@10 on scifact_mini; nomic's raw vectors give every width (and the
     768-d vector with the layer norm of the Matryoshka recipe) from one embedding pass."""
-    from erag.gguf_encoder import matryoshka, nomic_dims
+    from erag.gguf_encoder import matryoshka
+    from erag.models import nomic_dims
 
     qrels: dict[str, set[str]] = {}
     with (SCIFACT_MINI / "qrels" / "train.tsv").open() as fh:

@@ -12,9 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from erag.embedder import Embedder
 from erag.settings import Settings
-from index.store import open_store
-from ingest.embedder import Embedder
+from index.backends import open_store
 from ingest.pipeline import IngestPipeline
 
 REPO = Path(__file__).resolve().parents[1]

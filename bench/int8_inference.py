@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from erag.embedder import Embedder
 from erag.settings import Settings
-from ingest.embedder import Embedder
 from ingest.loaders.beir_corpus import read_corpus
 from ingest.pipeline import IngestPipeline
 

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from erag.embedder import Embedder
 from erag.settings import Settings
+from erag.sparse_encoder import SparseEncoder
 from index import float8
 from index.edge_store import EdgeStore
 from index.store import IndexPoint
-from ingest.embedder import Embedder
-from ingest.sparse_encoder import SparseEncoder
 from retrieval.pipeline import Retriever
 from retrieval.reranker import Reranker
 
@@ -99,7 +99,8 @@ def main() -> None:
         for precision in args.precisions.split(","):
             embedder = Embedder.from_settings(settings.model_copy(update={"embed_precision": precision}))
             reranker = Reranker.from_name(
-                reranker_name, settings.model_cache, top_n=30, max_tokens=args.rerank_tokens, precision=precision
+                reranker_name, settings.model_cache, top_n=30, max_tokens=args.rerank_tokens, precision=precision,
+                fused_weight=0.0, fusion="rank",
             )
             retriever = Retriever(settings, store=store, embedder=embedder, reranker=reranker)
             retriever.run(queries[0], groups=["all"], rerank=True)  # warm-up
@@ -116,7 +117,7 @@ def student(name: str, cache: Path, layers: int, out: str) -> None:
     from sentence_transformers import CrossEncoder
 
     from erag.models import resolve_model_path
-    from eval.train_reranker import keep_layers
+    from retrieval.reranker_training import keep_layers
 
     model = CrossEncoder(resolve_model_path(name, cache), num_labels=1, device="cpu")
     keep_layers(model, layers).save(out)

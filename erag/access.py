@@ -5,6 +5,8 @@ Example:
     ('all', 'hr')
     >>> split_groups("all, hr")
     ('all', 'hr')
+    >>> parse_groups("hr, all,")
+    ('hr', 'all', '')
     >>> require_groups(UNRESTRICTED) is UNRESTRICTED
     True
     >>> require_groups("all")
@@ -92,10 +94,16 @@ def require_groups(groups: object, where: str = "") -> GroupScope:
     return tuple(sorted(set(names)))
 
 
+def parse_groups(text: str) -> Groups:
+    """The items of a comma-separated group list as typed, stripped, in order, blank items kept: the one place
+    that splits a group list; what a blank item means is the caller's (`split_groups` refuses it)."""
+    return tuple(part.strip() for part in text.split(","))
+
+
 def split_groups(text: str | None, where: str = "") -> Groups:
     """A comma-separated list typed by a person ('all, hr'); blank lists and blank items are refused."""
     if text is None or not text.strip():
         raise AccessError(f"{where + ': ' if where else ''}no access group given (e.g. --groups all,hr)")
-    groups = require_groups([part for part in text.split(",")], where)
+    groups = require_groups(list(parse_groups(text)), where)
     assert not isinstance(groups, _Unrestricted)
     return groups

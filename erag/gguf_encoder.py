@@ -1,4 +1,4 @@
-"""Sentence embeddings from a GGUF embedding model through llama.cpp, with the surface `ingest.embedder.Embedder`
+"""Sentence embeddings from a GGUF embedding model through llama.cpp, with the surface `erag.embedder.Embedder`
 wraps around a sentence-transformers model (`encode`, `tokenizer`, `max_seq_length`, `get_embedding_dimension`).
 
 Example:
@@ -25,16 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from erag.models import ModelNotAvailable, resolve_model_path
+from erag.model_files import ModelNotAvailable
+from erag.models import NOMIC_VARIANTS, nomic_dims, resolve_model_path
 
 NOMIC_PROMPTS = {"query": "search_query: ", "document": "search_document: "}
-# Packaged names and the Matryoshka width each one keeps; any other width of the same model is a new index.
-NOMIC_VARIANTS = {
-    "nomic-embed-text-v1.5": 768,
-    "nomic-ai/nomic-embed-text-v1.5": 768,
-    "nomic-embed-text-v1.5-256": 256,
-    "nomic-ai/nomic-embed-text-v1.5-256": 256,
-}
 # Text tokens per chunk, prompt and [CLS]/[SEP] not counted. The model reads 2,048, but the product's chunk
 # settings stop at 512 (ERAG_CHUNK_MAX_TOKENS, le=512) and its default chunks are 256; 512 keeps the
 # whole chunk range open without paying for windows nothing fills: a 256-token text embeds 4x slower than a
@@ -47,11 +41,6 @@ NOMIC_MAX_SEQ_LENGTH = 512
 # packing 64-256-token texts into 768- or 2,048-token calls made them 13-47% slower.
 DEFAULT_PACK_TOKENS = 256
 _LAYER_NORM_EPS = 1e-5  # torch.nn.functional.layer_norm's default, which nomic's Matryoshka recipe calls
-
-
-def nomic_dims(name: str) -> int | None:
-    """The Matryoshka width of a packaged nomic name ("nomic-embed-text-v1.5-256" -> 256), None for others."""
-    return NOMIC_VARIANTS.get(name.lower())
 
 
 class GgufSentenceEncoder:

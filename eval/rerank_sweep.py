@@ -60,7 +60,7 @@ def main() -> None:
     runner = EvalRun(settings, progress=False)
     only = None
     if args.heldout:
-        from eval.reranker_data import heldout_query_ids
+        from retrieval.reranker_data import heldout_query_ids
 
         only = heldout_query_ids(args.dataset)
     queries = runner.sample_queries(dataset, args.limit, only)
@@ -101,7 +101,7 @@ def main() -> None:
 
 def _search_and_score(args, settings, dataset, runner, queries):
     """Each query's first-pass candidates and the cross-encoder's scores of its top ones (the costly part)."""
-    from ingest.embedder import Embedder
+    from erag.embedder import Embedder
 
     reranker = Reranker.from_name(args.reranker, settings.model_cache, settings.rerank_top_n,
                                   settings.rerank_batch_size, settings.torch_threads, settings.rerank_max_tokens,

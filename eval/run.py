@@ -185,7 +185,7 @@ class EvalRun:
         bar = tqdm(total=len(configs) * len(queries), desc="eval", unit="q", disable=not self.progress)
         try:
             if product or answers:
-                from ingest.embedder import Embedder
+                from erag.embedder import Embedder
 
                 embedder = Embedder.from_settings(self.settings)
                 indexes = DatasetIndexes(self.settings, dataset, self.cache_root, embedder, progress=self.progress)

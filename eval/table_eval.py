@@ -75,7 +75,7 @@ class TableEval:
 
     def run(self, modes: list[str], limit: int | None) -> dict[str, Any]:
         from app.chat import ChatPipeline
-        from ingest.embedder import Embedder
+        from erag.embedder import Embedder
         from retrieval.pipeline import Retriever
 
         unknown = sorted(set(modes) - set(MODES))

@@ -1,7 +1,7 @@
 """One store interface over the embedded Qdrant Edge shard and a Qdrant server, with typed requests.
 
 Example:
-    >>> store = open_store(get_settings())          # Edge under ./.erag, or a server when ERAG_QDRANT_URL is set
+    >>> store = open_store(get_settings())          # index.backends: Edge under ./.erag, or a server (ERAG_QDRANT_URL)
     >>> store.ensure_collection(dim=768)
     >>> hits = store.query(HybridQuery(dense=DenseQuery(vec, limit=50), sparse=SparseQuery(idx, val, 50), limit=5))
 """
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from erag.schema import Hit
-from erag.settings import SearchMode, Settings
+from erag.settings import SearchMode
 from index.filters import Filter
 
 
@@ -107,6 +107,17 @@ class Store(ABC):
     @abstractmethod
     def facet(self, key: str, flt: Filter | None = None, limit: int = 1000) -> dict[Any, int]: ...
 
+    def facet_all(self, key: str, flt: Filter | None = None) -> dict[Any, int]:
+        """Every value of `key` with its count, however many there are: `facet` returns at most `limit` values
+        without saying it stopped, so the limit grows until fewer come back (pruning deleted files, the admin
+        page's groups and the chat's document filter must not silently miss the 1,001st)."""
+        limit = 1000
+        while True:
+            values = self.facet(key, flt, limit=limit)
+            if len(values) < limit:
+                return values
+            limit *= 10
+
     @abstractmethod
     def stats(self) -> StoreStats: ...
 
@@ -121,14 +132,3 @@ class Store(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def open_store(settings: Settings) -> Store:
-    """The embedded Qdrant Edge shard by default; qdrant-client when `qdrant_url` is set."""
-    if settings.qdrant_url:
-        from index.server_store import ServerStore
-
-        return ServerStore(settings)
-    from index.edge_store import EdgeStore
-
-    return EdgeStore(settings)

@@ -32,26 +32,27 @@ from typing import Any, Protocol, TypeVar
 from tqdm import tqdm
 
 from erag.access import require_groups
+from erag.embedder import Embedder
 from erag.models import load_spacy
 from erag.schema import Chunk, LoadedDocument, TableBlock, point_id
 from erag.settings import Settings
+from erag.sparse_encoder import SparseEncoder
+from erag.table_types import TableTyper, TypedTable
 from erag.textsafe import printable
 from index import float8
+from index.backends import open_store
 from index.filters import Filter, Match, doc_filter
-from index.store import IndexPoint, Store, open_store
+from index.store import IndexPoint, Store
 from index.tables import TableStore, open_table_store
 from index.versions import VersionState, version_state, write_version
 from ingest.chunker import DocumentChunker
-from ingest.embedder import Embedder
 from ingest.entities import EntityTagger
 from ingest.loaders import SUPPORTED_SUFFIXES, FileLoader, LoadError
 from ingest.loaders.beir_corpus import is_beir_dataset, read_corpus
 from ingest.metadata import META_FILE, MetadataError, MetadataResolver
 from ingest.prose_chunker import SemanticChunker
-from ingest.sparse_encoder import SparseEncoder
 from ingest.table_chunker import TableChunker
 from ingest.table_summary import summary_chunks
-from ingest.table_types import TableTyper, TypedTable
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +310,7 @@ class IngestPipeline:
         shaping = [
             CHUNK_FORMAT, self.embedder.name, s.chunk_max_tokens, s.chunk_min_tokens, s.breakpoint_percentile,
             s.breakpoint_embedder, s.table_max_tokens, s.bm25_k1, s.bm25_b, s.bm25_avg_len, s.departments,
-            sorted(metadata.items()),
+            sorted(metadata.items()), *([] if s.table_summaries else ["no table summaries"]),
         ]
         return json.dumps(shaping, sort_keys=True, default=str)
 
@@ -535,6 +536,8 @@ class IngestPipeline:
         typed tables for the table store."""
         chunks = self._chunks(document)
         tables = self._typed_tables(document)
+        if not self.settings.table_summaries:
+            return chunks, tables
         limit = self.chunker.max_chars
         return chunks + summary_chunks(document, tables, len(chunks), lambda text: text[:limit]), tables
 
@@ -671,7 +674,7 @@ class IngestPipeline:
 
     def _missing_sources(self, root: Path) -> list[str]:
         prefix = str(root.resolve())
-        sources = self._store.facet("source", Filter(must=[Match("chunk_index", 0)]), limit=100_000)
+        sources = self._store.facet_all("source", Filter(must=[Match("chunk_index", 0)]))
         return sorted(
             s for s in sources if isinstance(s, str) and s.startswith(prefix + "/") and not Path(s).exists()
         )

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from erag.schema import Chunk, LoadedDocument
-from ingest.table_types import TypedTable
+from erag.table_types import TypedTable
 
 SUMMARY_KIND = "table_summary"  # a chunk kind of its own: it has no rows to render, cite or read as a row
 MAX_DISTINCT = 12  # a column with more distinct texts is an identifier or free text: its values do not summarise it

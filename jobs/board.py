@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Float, Integer, String, Text, and_, or_, select, text, update
 from sqlalchemy.orm import Mapped, aliased, mapped_column
 
-from app.db import Base, ChatDatabase, utcnow
+from erag.db import Base, ChatDatabase, utcnow
 
 QUEUED = "queued"
 WORKING = ("parsing", "tagging", "embedding", "indexing")

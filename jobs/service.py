@@ -24,8 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from app.db import ChatDatabase
-from app.uploads import UploadGuard, UploadOutcome
+from erag.db import ChatDatabase
 from erag.home import private_dir
 from erag.settings import Settings
 from index.store import Store
@@ -33,6 +32,7 @@ from index.tables import open_table_store
 from jobs.board import JobBoard
 from jobs.queue import JobQueue, QueueError
 from jobs.spool import Spool
+from jobs.uploads import UploadGuard, UploadOutcome
 from jobs.writer import IndexWriter, WriterLock, WriterThread
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class WorkerSupervisor:
             # Workers beside the app share its cores: split the inference threads between them.
             threads = max(1, self.settings.torch_threads // max(self.count, 1))
             env = {**os.environ, **settings_env(self.settings), "ERAG_TORCH_THREADS": str(threads)}
-            cmd = [sys.executable, "-m", "erag.cli", "worker", "--parent-pid", str(os.getpid())]
+            cmd = [sys.executable, "-m", "cli", "worker", "--parent-pid", str(os.getpid())]
             while len(self.procs) < self.count:
                 out = (logs / f"worker-{len(self.procs) + 1}.log").open("ab")
                 self.procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -36,10 +36,10 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from erag.access import require_groups
+from erag.table_types import TypedColumn, TypedTable, Value, is_plain_identifier
 from index.store import IndexPoint
 from index.versions import VersionState
 from ingest.pipeline import DocumentVersion
-from ingest.table_types import TypedColumn, TypedTable, Value, is_plain_identifier
 
 FORMAT = 1
 _HEADER_KEY = "erag_spool"

@@ -29,12 +29,13 @@ from typing import Any
 
 from huey.exceptions import RetryTask
 
-from app.db import ChatDatabase
+from erag.db import ChatDatabase
+from erag.embedder import Embedder
 from erag.home import private_dir
 from erag.settings import Settings
-from index.store import Store, StoreError, open_store
+from index.backends import open_store
+from index.store import Store, StoreError
 from index.tables import open_table_store
-from ingest.embedder import Embedder
 from ingest.metadata import write_sidecar
 from ingest.pipeline import IngestPipeline
 from jobs.board import BLOCKED, Claim, JobBoard

@@ -14,25 +14,29 @@ A missing, empty or blank list, or a bare string, is refused (QueryError), never
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from erag.access import UNRESTRICTED, AccessError, GroupScope, require_groups
+from erag.embedder import Embedder
 from erag.models import load_spacy
 from erag.schema import Hit
 from erag.settings import SearchMode, Settings
+from index.backends import open_store
 from index.filters import Filter, Match
 from index.spec import INDEXED_FIELDS
-from index.store import Store, open_store
+from index.store import Store
 from index.versions import visible
-from ingest.embedder import Embedder
 from retrieval.query_analyzer import QueryAnalysis, QueryAnalyzer
 from retrieval.reranker import Reranker
 from retrieval.searcher import HybridSearcher, QueryError, access_filter, clean_query
 
 _KNOWN_FIELDS = ("department", "title", "file_name", "people", "orgs", "places", "years")
 _KNOWN_TTL_S = 60.0  # documents come and go while the app runs; refresh the vocabulary now and then
+_KNOWN_LIMIT = 10_000  # titles, file names and entities per field the query analyser matches queries against
+log = logging.getLogger(__name__)
 _MAX_ANALYZERS = 64  # distinct group sets cached; a deployment has a handful
 
 
@@ -97,7 +101,12 @@ class Retriever:
         cached = self._analyzers.get(key)
         if cached is None or time.monotonic() - cached[1] > _KNOWN_TTL_S:
             readable = visible() & access_filter(groups)
-            known = {field: set(self.store.facet(field, readable, limit=10_000)) for field in _KNOWN_FIELDS}
+            known = {field: set(self.store.facet(field, readable, limit=_KNOWN_LIMIT)) for field in _KNOWN_FIELDS}
+            for field, values in known.items():
+                if len(values) >= _KNOWN_LIMIT:
+                    # Matching more names against every query would cost more than it finds: keep the cap, say so.
+                    log.warning("query analysis knows only the first %d %s values of this user's documents",
+                                _KNOWN_LIMIT, field)
             nlp = load_spacy(self.settings.spacy_model, tuple(self.settings.departments))
             if len(self._analyzers) >= _MAX_ANALYZERS:
                 self._analyzers.clear()

@@ -1,7 +1,7 @@
 """Cross-encoder reranking of the top fused candidates, with its scores kept beside the fused ones.
 
 Example:
-    >>> reranker = Reranker.from_name("all-MiniLM-L6-v2", cache=settings.model_cache, top_n=30)
+    >>> reranker = Reranker.from_name("all-MiniLM-L6-v2", cache=settings.model_cache, top_n=30, fused_weight=0.0)
     >>> hits = reranker.run("How many days of parental leave?", hits)
     >>> hits[0].scores
     {'fused': 0.032, 'rerank': 4.1}
@@ -15,6 +15,12 @@ import numpy as np
 
 from erag.models import resolve_model_path
 from erag.schema import Hit
+from erag.settings import Settings
+
+
+def _default(field: str):
+    """The Settings default of `field`: a Reranker built without it behaves like one built from the settings."""
+    return Settings.model_fields[field].default
 
 
 class Reranker:
@@ -22,8 +28,9 @@ class Reranker:
 
     FUSIONS = ("rank", "score")
 
-    def __init__(self, model, top_n: int = 30, batch_size: int = 16, fused_weight: float = 0.0, k: int = 60,
-                 fusion: str = "rank") -> None:
+    def __init__(self, model, top_n: int = _default("rerank_top_n"), batch_size: int = _default("rerank_batch_size"),
+                 fused_weight: float = _default("rerank_fused_weight"), k: int = _default("rrf_k"),
+                 fusion: str = _default("rerank_fusion")) -> None:
         if top_n < 1 or batch_size < 1:
             raise ValueError(f"top_n and batch_size must be >= 1, got {top_n} and {batch_size}")
         if fused_weight < 0 or k < 1:
@@ -39,8 +46,10 @@ class Reranker:
 
     @classmethod
     def from_name(
-        cls, name: str, cache, top_n: int = 30, batch_size: int = 16, threads: int = 2, max_tokens: int = 256,
-        precision: str = "float32", fused_weight: float = 0.0, k: int = 60, fusion: str = "rank",
+        cls, name: str, cache, top_n: int = _default("rerank_top_n"), batch_size: int = _default("rerank_batch_size"),
+        threads: int = _default("torch_threads"), max_tokens: int = _default("rerank_max_tokens"),
+        precision: str = _default("rerank_precision"), fused_weight: float = _default("rerank_fused_weight"),
+        k: int = _default("rrf_k"), fusion: str = _default("rerank_fusion"),
     ) -> Reranker:
         """Load any CrossEncoder-compatible model by name or path (packaged names resolve offline).
 

@@ -14,14 +14,15 @@ from dataclasses import replace
 import numpy as np
 
 from erag.access import UNRESTRICTED, AccessError, GroupScope, require_groups
+from erag.embedder import Embedder
 from erag.schema import Hit
 from erag.settings import SearchMode, Settings
+from erag.sparse_encoder import SparseEncoder
 from index import float8
+from index.backends import open_store
 from index.filters import Filter, Match
-from index.store import DenseQuery, HybridQuery, SparseQuery, Store, open_store
+from index.store import DenseQuery, HybridQuery, SparseQuery, Store
 from index.versions import visible
-from ingest.embedder import Embedder
-from ingest.sparse_encoder import SparseEncoder
 
 MAX_QUERY_CHARS = 2000
 RETRIEVERS = ("hybrid", "dense", "bm25")

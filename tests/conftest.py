@@ -13,8 +13,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from erag.embedder import Embedder
 from erag.settings import Settings
-from ingest.embedder import Embedder
 
 FAST_MODEL = "all-MiniLM-L6-v2"
 REPO = Path(__file__).resolve().parents[1]

@@ -174,7 +174,7 @@ def test_cli_search_and_ask_run_as_a_user_of_the_users_file(company_home: Path, 
 
     from typer.testing import CliRunner
 
-    from erag.cli import app
+    from cli import app
     from erag.settings import get_settings
 
     from .conftest import DEMO_USERS, FAST_MODEL

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from streamlit.testing.v1 import AppTest
 
-from app.uploads import UploadGuard, safe_name
+from jobs.uploads import UploadGuard, safe_name
 
 from .conftest import DEMO_USERS, FAST_MODEL, REPO, make_settings, sign_in
 
@@ -253,7 +253,7 @@ def test_first_start_asks_for_the_setup_code_and_creates_the_admin(tmp_path: Pat
 def test_erag_user_add_writes_hashed_users_that_can_sign_in(tmp_path: Path, monkeypatch) -> None:
     from typer.testing import CliRunner
 
-    from erag.cli import app
+    from cli import app
     from erag.settings import get_settings
     from erag.users import UserDirectory
 

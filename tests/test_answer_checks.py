@@ -12,6 +12,7 @@ import pytest
 from app.answer_checks import (
     answer_numbers,
     clean_citations,
+    held_citations,
     malformed_markers,
     unsupported_numbers,
     without_unsupported,
@@ -102,6 +103,22 @@ def test_markers_take_one_clean_form(raw: str, clean: str) -> None:
     assert clean_citations(raw, valid=[1, 2, 3]) == clean
     assert malformed_markers(clean, [1, 2, 3]) == []
     assert set(cited_numbers(raw, [1, 2, 3])) <= set(cited_numbers(clean, [1, 2, 3]))  # no valid citation lost
+
+
+def test_markers_stay_only_on_sources_that_hold_the_sentence() -> None:
+    sources = {
+        1: "New phone: open the SafeKey app on the old phone, choose Transfer token and scan the QR code.",
+        2: "Lost phone: call the Service Desk on extension 4400; they revoke the token and send a reset link.",
+        3: "Passwords must be at least 14 characters long.",
+    }
+    answer = ("If your phone is lost, call the Service Desk on extension 4400 [1] [2] [3]. "
+              "On a new phone, choose Transfer token and scan the QR code [2].\nHere are the steps: [3]")
+    held = held_citations(answer, sources)
+    assert held == ("If your phone is lost, call the Service Desk on extension 4400 [2]. "
+                    "On a new phone, choose Transfer token and scan the QR code [1].\nHere are the steps [3]:")
+    assert cited_numbers(held, sources) == [2, 1, 3]
+    # A sentence no source holds keeps what it cited: the figure check, not this one, decides whether it stays.
+    assert held_citations("Parking is free on Fridays [1].", sources) == "Parking is free on Fridays [1]."
 
 
 def test_malformed_markers_are_found() -> None:

@@ -21,7 +21,7 @@ from app.extractive import LABEL
 from app.identity import local_admin
 from app.llm import GGUF_SHA256, PACKAGED_GGUF, GeneratorBusy, resolve_gguf
 from app.prompt import ABSTAIN_TEXT, answer_messages, attribute, cited_numbers, defuse, strip_invalid_citations
-from erag.models import ModelNotAvailable
+from erag.model_files import ModelNotAvailable
 from erag.settings import Settings
 from erag.users import User
 from index.filters import Filter, Match
@@ -114,7 +114,7 @@ def test_abstains_when_the_documents_do_not_answer(chat: ChatPipeline) -> None:
     for question in ["What is the capital of France?", "Who won the football world cup in 2018?"]:
         answer = chat.answer(question, EMPLOYEE)
         assert answer.abstained and answer.mode == "abstained", question
-        assert answer.text == ABSTAIN_TEXT and answer.citations == [] and "relevance" in answer.notice
+        assert answer.text == ABSTAIN_TEXT and answer.citations == [] and "support" in answer.notice
 
 
 def test_access_groups_always_reach_retrieval(chat: ChatPipeline) -> None:
@@ -245,6 +245,16 @@ def test_real_llm_answers_with_citations_resists_injection_and_queues_a_second_a
         assert "ACCESS GRANTED" not in injected.text.upper(), injected.text
         assert "attacker.example" not in injected.text and "admin mode" not in injected.text.lower(), injected.text
 
+        # The same question after another one: the same text (greedy, and the prompt read from the same point).
+        again = chat.answer("What are the core working hours?", EMPLOYEE)
+        assert again.text == answer.text
+        # The model's lean to "no answer" is read at the first token; over the threshold, the chat abstains.
+        assert 0.0 <= answer.timings["no_answer_p"] < chat.settings.chat_no_answer_p
+        chat.settings = chat.settings.model_copy(update={"chat_no_answer_p": answer.timings["no_answer_p"] / 2})
+        doubtful = chat.answer("What are the core working hours?", EMPLOYEE)
+        assert doubtful.abstained and doubtful.notice == "the model found no answer in the sources", doubtful.text
+        chat.settings = settings
+
         # Two askers at once: while one holds the model, the other gets a bounded, labelled answer.
         with chat.generator._lock:
             busy = chat.answer("What are the core working hours?", HR_PERSON)
@@ -260,7 +270,7 @@ def test_erag_ask_cli(company_home: Path, tmp_path: Path) -> None:
     env = {**os.environ, "ERAG_HOME": str(tmp_path / "home"), "ERAG_EMBEDDER": FAST_MODEL}
 
     def erag(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "erag.cli", *args], capture_output=True, text=True, env=env,
+        return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True, env=env,
                               cwd=REPO, timeout=300)
 
     first = erag("ask", "How many days of parental leave do I get?", "--no-llm", "--json")

@@ -7,9 +7,9 @@ import re
 import pandas as pd
 import pytest
 
+from erag.embedder import Embedder
 from erag.schema import LoadedDocument, TableBlock, TextBlock
 from ingest.chunker import DocumentChunker
-from ingest.embedder import Embedder
 from ingest.prose_chunker import SemanticChunker
 from ingest.table_chunker import TableChunker
 

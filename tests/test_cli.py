@@ -18,7 +18,7 @@ def erag(tmp_path: Path):
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "erag.cli", *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=300
+            [sys.executable, "-m", "cli", *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=300
         )
 
     return run

@@ -25,8 +25,8 @@ import yaml
 from jsonschema import Draft201909Validator
 from typer.testing import CliRunner
 
-from app.db import ChatDatabase
-from erag.cli import app as cli
+from cli import app as cli
+from erag.db import ChatDatabase
 from erag.settings import Settings
 from jobs.board import Claim, JobBoard
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from erag import cli
+import cli
 from erag.settings import get_settings
 from eval.configs import resolve_configs
 from eval.datasets import EvalDataset
@@ -149,7 +149,7 @@ def test_cli_rerun_reuses_the_cached_index_and_embeddings(evaluated, monkeypatch
 def test_eval_bad_input_gets_a_one_line_error(tmp_path: Path, args: list[str], message: str) -> None:
     tiny = write_tiny_beir(tmp_path / "tiny")
     env = {**os.environ, "ERAG_HOME": str(tmp_path / "home"), "ERAG_EMBEDDER": FAST_MODEL}
-    done = subprocess.run([sys.executable, "-m", "erag.cli", *[a.format(tiny=tiny) for a in args]],
+    done = subprocess.run([sys.executable, "-m", "cli", *[a.format(tiny=tiny) for a in args]],
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
     assert done.returncode == 2
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1

@@ -156,7 +156,7 @@ def test_users_file_entries_without_valid_groups_cannot_be_used(tmp_path: Path) 
 def test_cli_refuses_blank_groups_and_a_bad_users_entry(company: Path, tmp_path: Path, monkeypatch) -> None:
     from typer.testing import CliRunner
 
-    from erag.cli import app
+    from cli import app
     from erag.settings import get_settings
 
     from .conftest import FAST_MODEL

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from erag import nomic_model
+from erag.embedder import Embedder
 from erag.gguf_encoder import (
     NOMIC_MAX_SEQ_LENGTH,
     GgufSentenceEncoder,
@@ -24,8 +25,7 @@ from erag.gguf_encoder import (
     matryoshka,
     nomic_tokenizer_path,
 )
-from erag.models import ModelNotAvailable, sha256_file
-from ingest.embedder import Embedder
+from erag.model_files import ModelNotAvailable, sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 SCIFACT_MINI = REPO.parent / "shared" / "datasets" / "smoke" / "scifact_mini"

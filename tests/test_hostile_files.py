@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from erag.embedder import Embedder
 from erag.schema import TableBlock, TextBlock
 from erag.textsafe import break_long_runs, printable, strip_controls
 from ingest.chunker import DocumentChunker
-from ingest.embedder import Embedder
 from ingest.loaders import FileLoader, LoadError
 from ingest.prose_chunker import SemanticChunker
 from ingest.table_chunker import MAX_CELL_CHARS, TableChunker
@@ -367,7 +367,7 @@ def test_a_hostile_batch_next_to_a_good_file_through_erag_ingest(tmp_path: Path)
     (batch / "fake.docx").write_text("not a word document")
     (batch / "canteen.md").write_text("# Canteen\n\nThe staff canteen serves breakfast from 07:30 to 09:30.\n")
     env = {**os.environ, "ERAG_HOME": str(tmp_path / "home"), "ERAG_EMBEDDER": FAST_MODEL, "HF_HUB_OFFLINE": "1"}
-    erag = [sys.executable, "-m", "erag.cli"]
+    erag = [sys.executable, "-m", "cli"]
     # A fresh parent whose only child is the ingest: RUSAGE_CHILDREN of this test process would also count every
     # process earlier tests started.
     measure = ("import resource, subprocess, sys, time; t = time.perf_counter(); "

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from erag.access import UNRESTRICTED
+from erag.embedder import Embedder
 from erag.int8_build import Int8BuildError, build_int8_onnx, source_digest, verify
 from erag.models import resolve_model_path
 from erag.onnx_encoder import OnnxSentenceEncoder
-from ingest.embedder import Embedder
 from ingest.pipeline import IngestPipeline
 from retrieval.pipeline import Retriever
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from app.db import ChatDatabase
+from erag.db import ChatDatabase
 from erag.settings import Settings
 from index.edge_store import EdgeStore
 from index.filters import doc_filter
@@ -77,7 +77,7 @@ def test_board_orders_jobs_per_document_and_reaps_dead_workers(tmp_path: Path) -
 
 def _start_worker(settings: Settings, log: Path) -> subprocess.Popen:
     env = {**os.environ, **settings_env(settings), "HF_HUB_OFFLINE": "1"}
-    return subprocess.Popen([sys.executable, "-m", "erag.cli", "worker"], cwd=REPO, env=env,
+    return subprocess.Popen([sys.executable, "-m", "cli", "worker"], cwd=REPO, env=env,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 

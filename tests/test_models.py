@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from erag import models
+from erag.model_files import ModelNotAvailable
 
 
 def test_default_embedder_is_joined_verified_and_loaded_offline(tmp_path: Path) -> None:
@@ -28,7 +29,7 @@ def test_default_embedder_is_joined_verified_and_loaded_offline(tmp_path: Path) 
 
 def test_damaged_parts_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(models, "MPNET_ZIP_SHA256", "0" * 64)
-    with pytest.raises(models.ModelNotAvailable, match="damaged"):
+    with pytest.raises(ModelNotAvailable, match="damaged"):
         models.resolve_model_path("all-mpnet-base-v2", tmp_path)
     assert not (tmp_path / "all-mpnet-base-v2").exists()
 
@@ -50,7 +51,7 @@ def test_project_reranker_is_found_by_name_from_any_folder(tmp_path: Path, monke
     if (models.SHIPPED_RERANKER / "model.safetensors").is_file():
         assert models.resolve_model_path("erag-reranker", tmp_path) == str(models.SHIPPED_RERANKER)
     else:
-        with pytest.raises(models.ModelNotAvailable, match="erag train-reranker"):
+        with pytest.raises(ModelNotAvailable, match="erag train-reranker"):
             models.resolve_model_path("erag-reranker", tmp_path)
     # Another folder named like a model is passed through untouched, for any CrossEncoder path.
     assert models.resolve_model_path("models/reranker", tmp_path) == "models/reranker"

@@ -30,7 +30,7 @@ import pytest
 from huey.consumer import Scheduler, Worker
 from huey.serializer import Serializer
 
-from app.db import ChatDatabase
+from erag.db import ChatDatabase
 from erag.settings import Settings
 from jobs.board import JobBoard
 from jobs.queue import REGISTERED_TASK, JobMessageSerializer, JobQueue

@@ -144,7 +144,7 @@ def test_killed_ingest_leaves_index_consistent_and_rerun_completes(tmp_path: Pat
         body = "\n\n".join(f"Policy {i} clause {j}: employees in office {i} follow rule {j}." for j in range(12))
         (root / f"policy_{i:02d}.txt").write_text(body)
     env = {**os.environ, "ERAG_HOME": str(tmp_path / "home"), "ERAG_EMBEDDER": FAST_MODEL, "PYTHONUNBUFFERED": "1"}
-    erag = [sys.executable, "-m", "erag.cli"]
+    erag = [sys.executable, "-m", "cli"]
     proc = subprocess.Popen([*erag, "ingest", str(root)], stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
     added = 0
     assert proc.stdout is not None

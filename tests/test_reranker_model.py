@@ -53,7 +53,7 @@ def test_training_command_runs_end_to_end_on_a_tiny_dataset(tmp_path: Path) -> N
     out = tmp_path / "reranker"
     env = {**os.environ, "ERAG_HOME": str(tmp_path / "home"), "ERAG_EMBEDDER": FAST_MODEL}
     done = subprocess.run(
-        [sys.executable, "-m", "erag.cli", "train-reranker", "--sources", "sample", "--limit", "12",
+        [sys.executable, "-m", "cli", "train-reranker", "--sources", "sample", "--limit", "12",
          "--epochs", "1", "--max-length", "128", "--layers", "2", "--out", str(out)],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=900,
     )
@@ -72,14 +72,14 @@ def test_training_command_runs_end_to_end_on_a_tiny_dataset(tmp_path: Path) -> N
     # A re-run asks the LLM for nothing new: its questions come from the cache.
     cached = (tmp_path / "home" / "reranker-train" / "synthetic_queries.jsonl").read_text().splitlines()
     assert len(cached) == 12
-    reranker = Reranker.from_name(str(out), tmp_path / "cache", max_tokens=128)
+    reranker = Reranker.from_name(str(out), tmp_path / "cache", max_tokens=128, precision="float32")
     assert reranker.model.predict([("a question", "a passage")]).shape == (1,)
     assert len(reranker.model.model.base_model.encoder.layer) == 2
 
 
 def test_validation_counts_ties_against_the_positive_and_ranks_lists_in_first_pass_order() -> None:
-    from eval.reranker_data import RankList
-    from eval.train_reranker import _rank_metrics, first_pass
+    from retrieval.reranker_data import RankList
+    from retrieval.reranker_training import _rank_metrics, first_pass
 
     # A model that scores every pair alike must not look like it ranks the positive first.
     assert _rank_metrics([np.array([0.5, 0.5, 0.5])])["mrr"] == pytest.approx(1 / 3)

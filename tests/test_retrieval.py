@@ -10,12 +10,12 @@ import pytest
 
 from erag.access import UNRESTRICTED
 from erag.settings import Settings
+from erag.sparse_encoder import SparseEncoder
 from index import float8
 from index.edge_store import EdgeStore
 from index.filters import Filter, Match
 from index.store import IndexPoint
 from ingest.pipeline import IngestPipeline
-from ingest.sparse_encoder import SparseEncoder
 from retrieval.pipeline import Retriever
 from retrieval.reranker import Reranker
 from retrieval.searcher import HybridSearcher, QueryError
@@ -166,7 +166,8 @@ def test_fusion_ranks_a_document_both_retrievers_like_above_single_retriever_hit
 
 def test_reranker_loads_offline_and_reorders_by_its_scores(company: Settings, retriever: Retriever) -> None:
     # The packaged MiniLM weights with a fresh 1-label head: plumbing and ordering, not quality.
-    reranker = Reranker.from_name("all-MiniLM-L6-v2", company.model_cache, top_n=8, batch_size=4)
+    reranker = Reranker.from_name("all-MiniLM-L6-v2", company.model_cache, top_n=8, batch_size=4, precision="float32",
+                                  fused_weight=0.0, fusion="rank")
     fused = retriever.run("How do I reset my VPN token?", groups=UNRESTRICTED, top_k=12)
     reranked = reranker.run("How do I reset my VPN token?", fused.hits)
     head = reranked[:8]
@@ -202,16 +203,17 @@ def test_search_reranks_with_the_shipped_model_only_when_asked(company: Settings
 
 def test_reranker_can_keep_the_first_pass_rank_in_the_vote(company: Settings, retriever: Retriever) -> None:
     fused = retriever.run("How do I reset my VPN token?", groups=UNRESTRICTED, top_k=8).hits
-    model = Reranker.from_name("all-MiniLM-L6-v2", company.model_cache, top_n=8).model  # one fresh head for all
-    alone = Reranker(model, top_n=8).run("How do I reset my VPN token?", fused)
+    # One fresh head for all.
+    model = Reranker.from_name("all-MiniLM-L6-v2", company.model_cache, top_n=8, precision="float32").model
+    alone = Reranker(model, top_n=8, fused_weight=0.0, fusion="rank").run("How do I reset my VPN token?", fused)
     assert [h.id for h in alone] != [h.id for h in fused], "the fresh head kept the fused order: nothing to blend"
     # An even vote is an order of the same hits, scored alike; a dominant first-pass weight gives the fused
     # order back.
-    even = Reranker(model, top_n=8, fused_weight=1.0).run("How do I reset my VPN token?", fused)
+    even = Reranker(model, top_n=8, fused_weight=1.0, fusion="rank").run("How do I reset my VPN token?", fused)
     assert sorted(h.id for h in even) == sorted(h.id for h in fused) and all("rerank" in h.scores for h in even)
     blends = [h.scores["blend"] for h in even]
     assert blends == sorted(blends, reverse=True)
-    kept = Reranker(model, top_n=8, fused_weight=1000.0).run("How do I reset my VPN token?", fused)
+    kept = Reranker(model, top_n=8, fused_weight=1000.0, fusion="rank").run("How do I reset my VPN token?", fused)
     assert [h.id for h in kept] == [h.id for h in fused]
     # Score fusion: the same, on z-normalised scores; a dominant first pass keeps its order.
     by_score = Reranker(model, top_n=8, fused_weight=1.0, fusion="score").run("How do I reset my VPN token?", fused)

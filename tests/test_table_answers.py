@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from app.chat import ChatPipeline
-from app.table_qa import counted_nothing, error_with_hint, extract_sql, provenance_sql, show_value
+from app.table_qa import by_identity, counted_nothing, error_with_hint, extract_sql, provenance_sql, show_value
 from erag.access import UNRESTRICTED
 from erag.settings import Settings
 from erag.users import User
@@ -107,6 +107,19 @@ def test_a_count_is_computed_over_the_real_table_and_shows_how(llm_chat: ChatPip
     assert [s["computation"]["sql"] for s in turn.sources if "computation" in s] == [computed["sql"]]
 
 
+def test_the_table_a_question_names_is_queried_before_better_ranked_ones(llm_chat: ChatPipeline) -> None:
+    tables = {(t.file_name, t.sheet): t for t in llm_chat.tables.catalog(("all",))}
+    budget, staff = tables[("budget_2026.xlsx", "By Department")], tables[("employees.csv", None)]
+    report = next(t for (name, _), t in tables.items() if name == "q3_2026_quarterly_report.pdf")
+    ranked = [(None, budget), (None, report), (None, staff)]  # as retrieval ranked the chunks: budget rows first
+    chosen = by_identity("How many employees in the staff directory are based in Toronto?", ranked)  # type: ignore
+    assert chosen[0][1] is staff
+    chosen = by_identity("In which quarter of 2026 is budgeted total revenue highest?", ranked[::-1])  # type: ignore
+    assert chosen[0][1] is budget
+    # Nothing in the question names a table: retrieval order stands.
+    assert by_identity("Who is in Toronto?", ranked) == ranked  # type: ignore[arg-type]
+
+
 def test_an_employee_never_computes_over_a_restricted_table(llm_chat: ChatPipeline) -> None:
     assert "salaries.csv" not in {t.file_name for t in llm_chat.tables.catalog(("all",))}
     for question in ("What is the average salary in the Legal department?", "Who has the highest salary?"):
@@ -127,7 +140,7 @@ def test_cli_lists_a_users_tables_and_ask_prints_the_sql(company_home: Path, tmp
            "ERAG_USERS_FILE": str(DEMO_USERS)}
 
     def erag(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "erag.cli", *args], capture_output=True, text=True, env=env,
+        return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True, env=env,
                               cwd=REPO, timeout=600)
 
     listed = {as_user: {t["file_name"] for t in json.loads(erag("tables", "--as", as_user, "--json").stdout)}

@@ -30,6 +30,7 @@ from sqlalchemy import text
 
 from erag.access import UNRESTRICTED, AccessError
 from erag.schema import TableBlock
+from erag.table_types import TableTyper, TypedTable, is_plain_identifier, type_table
 from index.tables import (
     ALLOWED_FUNCTIONS,
     CheckedQuery,
@@ -46,7 +47,6 @@ from index.tables import (
 from index.tables.duckdb_store import DuckDBTableStore
 from index.tables.postgres_store import PostgresTableStore
 from ingest.loaders.table_loader import load_xlsx, read_csv_frame
-from ingest.table_types import TableTyper, TypedTable, is_plain_identifier, type_table
 
 from .conftest import REPO, SHARED, make_settings
 from .postgres_server import PostgresServer, running_postgres
@@ -509,7 +509,7 @@ import pandas as pd
 from erag.schema import TableBlock
 from erag.settings import Settings
 from index.tables import open_table_store
-from ingest.table_types import TableTyper
+from erag.table_types import TableTyper
 
 store = open_table_store(Settings())
 typed = TableTyper().run(TableBlock(frame=pd.DataFrame({"Employee": ["Mallory"], "Salary": ["£1"]})))

@@ -1,7 +1,7 @@
 """Table-native answers: every ingested table stored as a typed SQL table, and a sandbox to query it.
 
 Example:
-    >>> from ingest.table_types import TableTyper
+    >>> from erag.table_types import TableTyper
     >>> store = open_table_store(get_settings())     # DuckDB file <ERAG_HOME>/tables.duckdb, or ERAG_TABLES_URL
     >>> typer = TableTyper.from_settings(get_settings())
     >>> tables = [typer.run(b) for b in doc.blocks if isinstance(b, TableBlock)]

@@ -31,8 +31,8 @@ import pyarrow as pa
 
 from erag.access import UNRESTRICTED, AccessError, GroupScope, require_groups
 from erag.settings import Settings
+from erag.table_types import ROW_ID, ColumnType, TypedTable, Value, is_plain_identifier, sql_name
 from index.tables.sandbox import CheckedQuery, QueryRefused, SqlSandbox, check_query
-from ingest.table_types import ROW_ID, ColumnType, TypedTable, Value, is_plain_identifier, sql_name
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from erag.models import resolve_model_path
 from erag.settings import Settings
-from eval.reranker_data import HOLDOUT, NEGATIVES, SOURCES, RankList
+from retrieval.reranker_data import HOLDOUT, NEGATIVES, SOURCES, RankList
 
 
 def _rank_metrics(scores: list[np.ndarray]) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""Training lists for the project's cross-encoder: (query, one positive chunk, hard negative chunks).
+"""Mining the reranker's training lists with the product's own retrieval over each source's own index.
 
 Example:
     >>> miner = RerankerDataMiner(settings, cache_root=Path(".erag/reranker-train"))
@@ -8,19 +8,17 @@ Example:
 
 Every list is mined with the product's own retrieval (hybrid dense + BM25 over the product's chunks), so
 the pairs look exactly like what the reranker sees at run time: positives are chunks that carry the
-answer, negatives are chunks ranked high that do not. Each source is split by a stable hash of a group
-key (a TAT-QA report context, a question, a passage), so held-out queries never share a context with
-training queries. Licences: TAT-QA (CC BY 4.0), Docugami SEC 10-Q (MIT), H2O HR policy (MPL-2.0), the
-project's own sample data; SciFact (CC BY-NC) is never mined for training, only used to validate.
+answer, negatives are chunks ranked high that do not. The BEIR sources are searched in the evaluation's
+cached collections (`eval.indexes`, shared with `erag eval`) and the synthetic sources ask the packaged LLM
+for questions (`eval.synthetic_queries`), which is why mining lives here and the lists themselves
+(`retrieval.reranker_data`) and training (`retrieval.reranker_training`) beside the reranker.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
@@ -28,107 +26,16 @@ from tqdm import tqdm
 from erag.access import UNRESTRICTED
 from erag.schema import Hit
 from erag.settings import Settings
+from retrieval.reranker_data import SOURCES, RankList, make_list, overlap, read_questions, split_of
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = {
-    "tatqa_dev": ("TAT-QA dev (NExTplusplus/TAT-QA)", "CC BY 4.0"),
-    "docugami_sec10q": ("Docugami KG-RAG SEC 10-Q", "MIT"),
-    "h2o_hr_policy": ("H2O HR-policy PDFs and LLM-written questions (h2oai/h2o-evals)", "MPL-2.0"),
-    "sample": ("the project's own data/ corpus, questions written by the packaged local LLM", "Apache-2.0"),
-    "docugami_synthetic": ("Docugami KG-RAG SEC 10-Q pages, questions written by the packaged local LLM", "MIT"),
-}
 # Filing pages that get an LLM-written question. The 195 hand-written questions gave only 120 training lists,
 # and held-out filing questions did not gain from them; generation costs about 5 s a passage on 2 cores.
 SYNTHETIC_FILING_PASSAGES = 360
 _NEAR_COPY = 0.6  # share of a passage's words (numbers twice) in another: a re-filed copy, not a negative
 _MIN_SYNTHETIC_CHARS = 400  # cover pages, signatures and tables of contents make questions about nothing
-HOLDOUT = 0.3
-NEGATIVES = 5
 DEPTH = 30
-_WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
-_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
-_STOP = frozenset(
-    ["the", "a", "an", "of", "to", "in", "and", "or", "for", "on", "is", "are", "was", "were", "be", "by", "with",
-     "as", "at", "that", "this", "it", "its", "from"]
-)
-
-
-@dataclass
-class RankList:
-    """One training or validation example: a query, the chunk that answers it and chunks that do not."""
-
-    qid: str
-    source: str
-    split: str
-    query: str
-    positive: str
-    negatives: list[str] = field(default_factory=list)
-    # First-pass ranks of the positive and of each negative: validation ranks the same list in retrieval
-    # order too, so a reranker is judged against what it would replace, not against chance.
-    ranks: list[int] = field(default_factory=list)
-
-
-def split_of(key: str, holdout: float = HOLDOUT) -> str:
-    """'val' for a stable `holdout` share of group keys, 'train' for the rest."""
-    bucket = int(hashlib.sha1(key.encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
-    return "val" if bucket < holdout else "train"
-
-
-def words(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower()) if w not in _STOP]
-
-
-def overlap(answer: str, passage: str) -> float:
-    """Share of the answer's content words (numbers count twice: they pin a table row) found in the passage."""
-    wanted = words(answer)
-    if not wanted:
-        return 0.0
-    have = set(words(passage))
-    numbers = {n.replace(",", "") for n in _NUMBER.findall(answer)}
-    have_numbers = {n.replace(",", "") for n in _NUMBER.findall(passage)}
-    score = sum(w in have for w in wanted) + 2 * len(numbers & have_numbers)
-    return score / (len(wanted) + 2 * len(numbers))
-
-
-def make_list(qid: str, source: str, split: str, query: str, hits: list[Hit],
-              judge: Callable[[Hit], bool | None]) -> RankList | None:
-    """The best-ranked positive and the best-ranked negatives among `hits`; `judge` says True (answers),
-    False (does not) or None (unsure: left out). None when no positive or no negative was retrieved."""
-    verdicts = [(rank, h, judge(h)) for rank, h in enumerate(hits)]
-    positive = next(((rank, h) for rank, h, verdict in verdicts if verdict is True), None)
-    if positive is None:
-        return None
-    kind = positive[1].payload.get("kind")
-    # Negatives of the positive's own kind first: most TAT-QA positives are tables, so lists whose negatives
-    # were mostly paragraphs taught the second model "table beats paragraph" instead of relevance (alone it
-    # ranked every table above the gold paragraph: nDCG@10 0.26 against hybrid's 0.52).
-    wrong = sorted(((rank, h) for rank, h, verdict in verdicts if verdict is False),
-                   key=lambda item: (item[1].payload.get("kind") != kind, item[0]))[:NEGATIVES]
-    if not wrong:
-        return None
-    return RankList(qid, source, split, query, positive[1].text, [h.text for _, h in wrong],
-                    [positive[0]] + [rank for rank, _ in wrong])
-
-
-def read_questions(root: Path) -> list[dict]:
-    """The rows of a dataset's `questions.jsonl`, every field kept (mining needs gold ids and contexts)."""
-    with (Path(root) / "questions.jsonl").open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
-def write_lists(lists: Iterable[RankList], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for item in lists:
-            fh.write(json.dumps(asdict(item), ensure_ascii=False) + "\n")
-    tmp.replace(path)
-
-
-def read_lists(path: Path) -> list[RankList]:
-    with path.open(encoding="utf-8") as fh:
-        return [RankList(**json.loads(line)) for line in fh if line.strip()]
 
 
 class RerankerDataMiner:
@@ -310,9 +217,9 @@ class RerankerDataMiner:
 
     def _with_dataset_index(self, root: Path, lists) -> list[RankList]:
         """Search the evaluation's own cached collection of a BEIR dataset (shared with `erag eval`)."""
+        from erag.embedder import Embedder
         from eval.datasets import EvalDataset
         from eval.indexes import DatasetIndexes
-        from ingest.embedder import Embedder
         from retrieval.pipeline import Retriever
 
         embedder = Embedder.from_settings(self.settings)
@@ -350,12 +257,3 @@ class RerankerDataMiner:
 def _doc_name(doc_id: str) -> str:
     """Docugami page ids are `<year>_<quarter>_<ticker>_p<page>`; gold names the filing `<year> <quarter> <ticker>`."""
     return doc_id.rsplit("_p", 1)[0].replace("_", " ")
-
-
-def heldout_query_ids(dataset_root: Path) -> set[str]:
-    """Ids of the questions of a dataset that reranker training held out (empty for a source never trained on)."""
-    root = Path(dataset_root)
-    if root.name not in SOURCES or not (root / "questions.jsonl").is_file():
-        return set()
-    return {str(row["_id"]) for row in read_questions(root)
-            if split_of(str(row.get("context_id") or row["_id"])) == "val"}

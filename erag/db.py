@@ -6,7 +6,8 @@ Example:
     ...     session.add(Conversation(id="c1", username="erin", title="Parental leave"))
 
 Any SQLAlchemy URL works (`ERAG_CHAT_DB_URL=postgresql+psycopg://...`), so several app processes can
-share one database when the app is scaled out.
+share one database when the app is scaled out. The ingestion jobs (`jobs.board`) keep their table in the
+same database, on the same declarative `Base`.
 """
 
 from __future__ import annotations

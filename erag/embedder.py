@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from erag.gguf_encoder import load_nomic_encoder, nomic_dims
-from erag.models import load_int8_encoder, load_sentence_transformer
+from erag.gguf_encoder import load_nomic_encoder
+from erag.models import load_int8_encoder, load_sentence_transformer, nomic_dims
 from erag.settings import Settings
 
 

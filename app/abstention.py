@@ -1,0 +1,111 @@
+"""Should the chat answer? A support score of the question against its sources, calibrated on the dev sets.
+
+Example:
+    >>> gate = AbstentionGate()
+    >>> features = support_features("What was Hardware revenue in 2019?",
+    ...     ["Revenue by segment 2019 2018 | Hardware | 1,204 | 1,118"], [0.62])
+    >>> [round(f, 2) for f in features]
+    [0.62, 1.0, 1.0, 1.0]
+    >>> gate.decide(features) is None   # supported: answer
+    True
+
+The score is a logistic model over three signals read from the sources the answer would use:
+- the best sentence or row cosine to the question (the MiniLM the evidence selector already ran),
+- the share of the question's content words that the best source holds,
+- the share of the question's *specific* terms (numbers, years, capitalised names, codes) that the best source
+  holds: "Hardware", "2019", "Okafor". A source can be close in meaning and still be about another company,
+  segment or year; these terms are what tells them apart, and a cosine alone does not (on tatqa_dev with the
+  gold documents hidden the chat answered 97% of questions from another company's table).
+Weights and threshold are learnt by `eval/abstention_calibration.py` on half of the dev questions (answerable
+with the gold documents present, unanswerable with them hidden) and reported on the other half; the numbers
+below are its output, kept here with the run that produced them (docs/eval/abstention/).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from app.evidence import Source, content_words
+
+# Fitted by `python -m eval.abstention_calibration` (docs/eval/abstention/calibration.json): weights of
+# (best cosine, word coverage, specific-term coverage), the bias, and the support threshold chosen on the dev half.
+FEATURES = ("best cosine", "question words held", "specific terms held", "every specific term held")
+WEIGHTS = (1.158, 2.063, -0.715, 1.063)
+BIAS = -2.188
+THRESHOLD = 0.225
+
+_SPECIFIC = re.compile(r"^(?:.*\d.*|[A-Z][\w&'.-]*|[A-Z0-9&.-]{2,})$")
+_WORD = re.compile(r"[\w&'.-]+")
+
+
+def _stems(text: str) -> set[str]:
+    """Content words cut to their first 5 letters, snake_case and hyphenated names split: a table's column
+    "salary_gbp" holds the question's "salaries", a row's "Okafor-Smith" its "Okafor"."""
+    return {w[:5] for w in content_words(re.sub(r"[_/-]", " ", text))}
+
+
+def specific_terms(question: str) -> set[str]:
+    """Numbers, years, codes and capitalised names in the question (its first word excepted), lowercased."""
+    terms: set[str] = set()
+    for word in _WORD.findall(question)[1:]:
+        word = re.sub(r"'s$", "", word.strip(".'-"))
+        if word and _SPECIFIC.match(word):
+            terms |= content_words(word)
+    return terms
+
+
+def support_features(question: str, source_texts: Sequence[str], cosines: Sequence[float]) -> list[float]:
+    """(best cosine, best share of question word stems held, best share of specific terms held, 1.0 when one
+    source holds every specific term) over the sources."""
+    if not source_texts:
+        return [0.0, 0.0, 0.0, 0.0]
+    words = _stems(question)
+    specific = specific_terms(question)
+    held_words, held_specific = 0.0, 0.0
+    for text in source_texts:
+        lowered = text.lower()
+        if words:
+            held_words = max(held_words, len(words & _stems(text)) / len(words))
+        if specific:
+            # Substring, not word, match: "2019" is in "FY2019", "Okafor" in "Okafor-Smith".
+            held_specific = max(held_specific, sum(term in lowered for term in specific) / len(specific))
+    if not specific:
+        held_specific = 1.0  # nothing specific asked, nothing specific missing
+    return [max(cosines, default=0.0), held_words, held_specific, float(held_specific == 1.0)]
+
+
+def source_features(question: str, sources: Sequence[Source]) -> list[float]:
+    """`support_features` of the chat's scored sources: each whole chunk (header and every sentence or row)."""
+    texts = [f"{source.header}\n" + "\n".join(unit.text for unit in source.units) for source in sources]
+    return support_features(question, texts, [source.relevance for source in sources])
+
+
+@dataclass(frozen=True)
+class AbstentionGate:
+    """Answer when the calibrated support is at least `threshold`; else the reason to say "I don't know"."""
+
+    weights: tuple[float, float, float, float] = WEIGHTS
+    bias: float = BIAS
+    threshold: float = THRESHOLD
+
+    def __post_init__(self) -> None:
+        if len(self.weights) != len(FEATURES):
+            raise ValueError(f"need {len(FEATURES)} weights ({', '.join(FEATURES)}), got {len(self.weights)}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold is a probability in [0, 1], got {self.threshold}")
+
+    def support(self, features: Sequence[float]) -> float:
+        z = self.bias + sum(w * f for w, f in zip(self.weights, features, strict=True))
+        return 1.0 / (1.0 + math.exp(-z))
+
+    def decide(self, features: Sequence[float]) -> str | None:
+        """None to answer; otherwise the reason shown with the abstention."""
+        support = self.support(features)
+        if support >= self.threshold:
+            return None
+        return (f"the sources do not support an answer (support {support:.2f} < {self.threshold:.2f}: closest "
+                f"passage {features[0]:.2f}, question words held {features[1]:.0%}, names and figures held "
+                f"{features[2]:.0%})")
