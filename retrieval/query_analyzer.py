@@ -25,6 +25,18 @@ _WORD = re.compile(r"\w+")
 _MIN_TITLE_CHARS = 6  # short titles ("IT", "FAQ") match too many ordinary words
 
 
+def _names_a_document(phrase: str, key: str) -> bool:
+    """Whether a title or file name, found in a query, means the asker named that document.
+
+    A file name with its extension ("employees.csv") always does. A title must be long enough and of more than one
+    word: a one-word title is usually an ordinary word ("employees", "salaries" from employees.csv), and
+    restricting "How many weeks of maternity leave do employees get?" to the staff list left the leave policy out.
+    """
+    if len(phrase) < _MIN_TITLE_CHARS:
+        return False
+    return (key == "file_name" and "." in phrase) or len(_WORD.findall(phrase)) > 1
+
+
 @dataclass
 class QueryAnalysis:
     text: str
@@ -57,10 +69,10 @@ class QueryAnalyzer:
         for key in RESTRICTING_FIELDS:
             buckets: dict[str, list[tuple[str, str]]] = {}
             for low, value in self._lower.get(key, {}).items():
-                phrases = [low] if key == "department" or len(low) >= _MIN_TITLE_CHARS else []
-                stem = low.rsplit(".", 1)[0]
-                if key == "file_name" and len(stem) >= _MIN_TITLE_CHARS:
-                    phrases.append(stem.replace("_", " "))
+                phrases = [low] if key == "department" or _names_a_document(low, key) else []
+                stem = low.rsplit(".", 1)[0].replace("_", " ")
+                if key == "file_name" and _names_a_document(stem, "title"):
+                    phrases.append(stem)
                 for phrase in phrases:
                     first = _WORD.search(phrase)
                     buckets.setdefault(first.group() if first else "", []).append((phrase, value))

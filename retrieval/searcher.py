@@ -43,6 +43,13 @@ def clean_query(query: str | None) -> str:
     return text[:MAX_QUERY_CHARS]
 
 
+def ranked(hits: list[Hit]) -> list[Hit]:
+    """Hits by score, equal scores by point id. Reciprocal rank fusion ties often (ranks 1 and 2 in one list, 2 and
+    1 in the other), and the engine returns tied points in no fixed order: the same question then numbered its
+    sources differently from one asking to the next, and the answer cited [2] where it had cited [1]."""
+    return sorted(hits, key=lambda h: (-h.score, str(h.id)))
+
+
 def reciprocal_rank_fusion(rankings: list[list[Hit]], k: int, weights: tuple[float, ...] | None = None) -> list[Hit]:
     """RRF over ranked lists. The engine fuses in every other mode; this runs only for binary_f8,
     whose rescored dense list exists only in this process. Hand-written because ranx's `fuse`
@@ -53,7 +60,7 @@ def reciprocal_rank_fusion(rankings: list[list[Hit]], k: int, weights: tuple[flo
             entry = fused.setdefault(hit.id, replace(hit, score=0.0, scores={}))
             entry.scores.update(hit.scores)
             entry.score += weight / (k + rank)  # 0-based rank, as Qdrant's own RRF scores it
-    return sorted(fused.values(), key=lambda h: h.score, reverse=True)
+    return ranked(list(fused.values()))
 
 
 def access_filter(groups: GroupScope) -> Filter:
@@ -113,7 +120,7 @@ class HybridSearcher:
             return self._f8_search(dense, sparse, readable, top_k)
         request = HybridQuery(dense=dense, sparse=sparse, limit=top_k, filter=readable, fusion=s.fusion,
                               rrf_k=s.rrf_k, rrf_weights=s.rrf_weights)
-        hits = self.store.query(request)
+        hits = ranked(self.store.query(request))
         label = "fused" if dense is not None and sparse is not None and sparse.indices else retriever
         for hit in hits:
             hit.scores[label] = hit.score
