@@ -49,9 +49,8 @@ from erag.settings import Settings
 from erag.users import User
 from index.filters import Filter
 from index.tables import TableStore, open_table_store
-from index.versions import visible
-from retrieval.pipeline import Retriever, access_filter
-from retrieval.searcher import QueryError
+from retrieval.pipeline import Retriever
+from retrieval.searcher import QueryError, readable_by
 
 log = logging.getLogger(__name__)
 EventType = Literal["rewritten", "sources", "token", "answer"]
@@ -193,7 +192,7 @@ class ChatPipeline:
 
     def facets(self, user: User) -> dict[str, list[str]]:
         """Departments and documents the user may see, for the page's filters."""
-        flt = visible() & access_filter(access_groups(user))
+        flt = readable_by(access_groups(user))
         store = self.retriever.store
         return {key: sorted(str(v) for v in store.facet_all(key, flt) if v)
                 for key in ("department", "file_name")}
@@ -361,15 +360,16 @@ class ChatPipeline:
         s = self.settings
         if not sources:
             return "no document you can see matches the question"
+        best = max(src.relevance for src in sources)
+        if best < s.chat_min_relevance:
+            # A floor under the calibrated gate: "What is the capital of France?" shares the word "capital" with
+            # the finance report, enough for the gate's word share, never enough for a close passage.
+            return (f"the closest passage is too far from the question (relevance {best:.2f} < "
+                    f"{s.chat_min_relevance})")
         if s.chat_abstention == "calibrated":
             reason = self.gate.decide(source_features(question, sources))
             if reason:
                 return reason
-        else:
-            best = max(src.relevance for src in sources)
-            if best < s.chat_min_relevance:
-                return (f"the closest passage is too far from the question (relevance {best:.2f} < "
-                        f"{s.chat_min_relevance})")
         rerank = sources[0].hit.scores.get("rerank")
         if s.chat_min_rerank_score is not None and rerank is not None and rerank < s.chat_min_rerank_score:
             return f"the best rerank score {rerank:.2f} is below {s.chat_min_rerank_score}"

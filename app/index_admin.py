@@ -75,7 +75,7 @@ class IndexAdmin:
 
     def documents(self) -> list[DocumentRow]:
         """Every visible document, newest first, with its chunk count."""
-        counts = self.store.facet("doc_id", visible(), limit=1_000_000)
+        counts = self.store.facet_all("doc_id", visible())
         rows = []
         for hit in self.store.scroll(Filter(must=[Match("chunk_index", 0)]) & visible(), fields=_DOC_FIELDS):
             p = hit.payload
@@ -122,7 +122,7 @@ class IndexAdmin:
 
     def stats(self) -> IndexStats:
         info = self.store.stats()
-        docs = self.store.facet("doc_id", visible(), limit=1_000_000)
+        docs = self.store.facet_all("doc_id", visible())
         chunks = sum(docs.values())
         per = info.disk_bytes / info.points if info.disk_bytes and info.points else None
         s = self.settings

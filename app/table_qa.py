@@ -189,9 +189,11 @@ def by_identity(question: str, pairs: list[tuple[Source, TableInfo]]) -> list[tu
     asked = _stems(question)
 
     def named(pair: tuple[Source, TableInfo]) -> int:
+        # The table's own name counts twice a column's: "staff" in "Staff costs (GBP k)" must not outweigh
+        # "employees" naming employees.csv.
         table = pair[1]
-        identity = " ".join([table.title, Path(table.file_name).stem, *(c.label for c in table.columns[1:])])
-        return len(asked & _stems(identity))
+        title = _stems(f"{table.title} {Path(table.file_name).stem}")
+        return 2 * len(asked & title) + len(asked & _stems(" ".join(c.label for c in table.columns[1:])))
 
     return sorted(pairs, key=named, reverse=True)  # stable: ties keep retrieval order
 

@@ -207,9 +207,9 @@ class Settings(BaseSettings):
     )
     chat_abstention: Literal["calibrated", "cosine"] = Field(
         "calibrated",
-        description="calibrated: abstain when the support score of app/abstention.py (cosine, question words and "
-        "names/figures the sources hold; fitted by eval/abstention_calibration.py) is below its threshold. "
-        "cosine: the older rule, abstain when the best cosine is below chat_min_relevance.",
+        description="Both abstain when the best cosine is below chat_min_relevance; calibrated also abstains when "
+        "the support score of app/abstention.py (cosine, question words and names/figures the sources hold; fitted "
+        "by eval/abstention_calibration.py) is below its threshold.",
     )
     chat_no_answer_p: float = Field(
         0.5, gt=0.0, le=1.0,
@@ -219,8 +219,7 @@ class Settings(BaseSettings):
     )
     chat_min_relevance: float = Field(
         0.3, ge=-1.0, le=1.0,
-        description="With chat_abstention=cosine: abstain when the best source sentence's cosine to the question "
-        "(fast MiniLM) is below this.",
+        description="Abstain when the best source sentence's cosine to the question (fast MiniLM) is below this.",
     )
     chat_min_rerank_score: float | None = Field(
         None, description="With a reranker: also abstain when the top rerank score is below this."

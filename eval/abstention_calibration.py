@@ -138,14 +138,16 @@ def choose_threshold(probabilities: np.ndarray, answerable: np.ndarray, max_fals
     return float(support[allowed]) if len(support) else 0.5
 
 
-def choose_no_answer_p(rows: Sequence[dict[str, Any]], gate: AbstentionGate, max_false_abstention: float) -> float:
+def choose_no_answer_p(rows: Sequence[dict[str, Any]], gate: AbstentionGate, max_false_abstention: float,
+                       min_relevance: float) -> float:
     """The lowest no-answer probability threshold whose false abstention (with the gate) stays within the limit
     on every set's dev half; 0.5 (the greedy sentinel) when none below it does."""
     for candidate in (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5):
         worst = 0.0
         for name in {r["set"] for r in rows}:
             answerable = [r for r in rows if r["set"] == name and r["answerable"] and r["gold_found"]]
-            refused = [gate.decide(r["features"]) is not None or r["no_answer_p"] >= candidate for r in answerable]
+            refused = [r["features"][0] < min_relevance or gate.decide(r["features"]) is not None
+                       or r["no_answer_p"] >= candidate for r in answerable]
             worst = max(worst, float(np.mean(refused)) if refused else 0.0)
         if worst <= max_false_abstention:
             return candidate
@@ -184,7 +186,10 @@ def calibrate(rows: list[dict[str, Any]], max_false_abstention: float, min_relev
     thresholds = []
     for name in sorted({r["set"] for r in dev}):
         these = [r for r in dev if r["set"] == name]
-        probabilities = np.array([gate.support(r["features"]) for r in these])
+        # The cosine floor refuses what it refuses whatever the gate says: those count against the limit first,
+        # so the gate may add only what the floor leaves of it. A floored answerable question gets support 0.
+        probabilities = np.array([0.0 if r["features"][0] < min_relevance else gate.support(r["features"])
+                                  for r in these])
         thresholds.append(choose_threshold(probabilities, np.array([r["answerable"] for r in these]),
                                            max_false_abstention))
     gate = AbstentionGate(gate.weights, gate.bias, round(min(thresholds), 3))
@@ -192,16 +197,18 @@ def calibrate(rows: list[dict[str, Any]], max_false_abstention: float, min_relev
     report: dict[str, Any] = {"weights": list(gate.weights), "bias": gate.bias, "threshold": gate.threshold,
                               "features": list(FEATURES), "max_false_abstention": max_false_abstention, "sets": {}}
     probed = [r for r in dev if "no_answer_p" in r]
-    no_answer_p = choose_no_answer_p(probed, gate, max_false_abstention) if probed else None
+    no_answer_p = choose_no_answer_p(probed, gate, max_false_abstention, min_relevance) if probed else None
     report["no_answer_p"] = no_answer_p
     for part, keep in (("dev", False), ("heldout", True)):
         part_rows = [r for r in rows if heldout(r["id"]) == keep]
         for name in sorted({r["set"] for r in part_rows}):
             these = [r for r in part_rows if r["set"] == name]
-            gated = [gate.decide(r["features"]) is not None for r in these]
             cosine = [r["features"][0] < min_relevance for r in these]
+            gated = [floored or gate.decide(r["features"]) is not None
+                     for r, floored in zip(these, cosine, strict=True)]
             missed = sum(1 for r in these if r["answerable"] and not r["gold_found"])
-            result = {"gate": rates(these, gated), f"cosine<{min_relevance}": rates(these, cosine),
+            result = {f"cosine<{min_relevance} or gate (the product)": rates(these, gated),
+                      f"cosine<{min_relevance} alone": rates(these, cosine),
                       "answerable_gold_not_retrieved": missed}
             probed_here = [r for r in these if "no_answer_p" in r]
             if probed_here and no_answer_p is not None:
@@ -209,8 +216,9 @@ def calibrate(rows: list[dict[str, Any]], max_false_abstention: float, min_relev
                 # after (the gate, then the LLM's no-answer probability at the chosen threshold).
                 result["before: cosine + sentinel (LLM-read)"] = rates(probed_here, [
                     r["features"][0] < min_relevance or r["no_answer_p"] >= 0.5 for r in probed_here])
-                result[f"after: gate + no-answer p>={no_answer_p} (LLM-read)"] = rates(probed_here, [
-                    gate.decide(r["features"]) is not None or r["no_answer_p"] >= no_answer_p for r in probed_here])
+                result[f"after: cosine, gate, no-answer p>={no_answer_p} (LLM-read)"] = rates(probed_here, [
+                    r["features"][0] < min_relevance or gate.decide(r["features"]) is not None
+                    or r["no_answer_p"] >= no_answer_p for r in probed_here])
             report["sets"].setdefault(name, {})[part] = result
     return report
 
@@ -248,7 +256,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--llm", action="store_true", help="also read the LLM's no-answer probability (1 token each)")
     parser.add_argument("--llm-limit", type=int, default=40, help="questions per BEIR set the LLM reads")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--rescore", action="store_true", help="fit and report again from --out/examples.json")
     args = parser.parse_args(argv)
+
+    if args.rescore:
+        rows = json.loads((args.out / "examples.json").read_text())
+        report = calibrate(rows, args.max_false_abstention, get_settings().chat_min_relevance)
+        (args.out / "calibration.json").write_text(json.dumps(report, indent=1) + "\n")
+        (args.out / "report.md").write_text(markdown(report))
+        print(markdown(report))
+        return 0
 
     settings = get_settings()
     generator = None

@@ -20,7 +20,7 @@ from erag.schema import Hit
 from erag.settings import Settings
 from index import spec
 from index.filters import Filter, translate
-from index.store import DenseQuery, HybridQuery, IndexPoint, Store, StoreError, StoreStats
+from index.store import DenseQuery, HybridQuery, IndexPoint, Store, StoreError, StoreStats, quantization_search
 
 _META = "erag_meta.json"
 
@@ -35,13 +35,8 @@ def to_edge_filter(flt: Filter | None) -> qe.Filter | None:
 
 
 def _search_params(dense: DenseQuery) -> qe.SearchParams:
-    if dense.mode == "float32":
-        quant = qe.QuantizationSearchParams(ignore=True)
-    elif dense.mode == "binary" or dense.mode == "binary_f8":
-        quant = qe.QuantizationSearchParams(ignore=False, rescore=False)
-    else:
-        quant = qe.QuantizationSearchParams(ignore=False, rescore=True, oversampling=dense.oversampling)
-    return qe.SearchParams(exact=dense.exact, quantization=quant)
+    quantization = qe.QuantizationSearchParams(**quantization_search(dense))
+    return qe.SearchParams(exact=dense.exact, quantization=quantization)
 
 
 def _quantization(kind: str) -> Any:

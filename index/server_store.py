@@ -16,7 +16,7 @@ from erag.schema import Hit
 from erag.settings import Settings
 from index import spec
 from index.filters import Filter, translate
-from index.store import DenseQuery, HybridQuery, IndexPoint, Store, StoreError, StoreStats
+from index.store import DenseQuery, HybridQuery, IndexPoint, Store, StoreError, StoreStats, quantization_search
 
 
 def _field(key: str, value: Any, any_of: list[Any] | None) -> models.FieldCondition:
@@ -30,13 +30,8 @@ def to_client_filter(flt: Filter | None) -> models.Filter | None:
 
 
 def _search_params(dense: DenseQuery) -> models.SearchParams:
-    if dense.mode == "float32":
-        quant = models.QuantizationSearchParams(ignore=True)
-    elif dense.mode in ("binary", "binary_f8"):
-        quant = models.QuantizationSearchParams(ignore=False, rescore=False)
-    else:
-        quant = models.QuantizationSearchParams(ignore=False, rescore=True, oversampling=dense.oversampling)
-    return models.SearchParams(exact=dense.exact, quantization=quant)
+    quantization = models.QuantizationSearchParams(**quantization_search(dense))
+    return models.SearchParams(exact=dense.exact, quantization=quantization)
 
 
 def _quantization(kind: str) -> models.QuantizationConfig:

@@ -76,6 +76,17 @@ class StoreStats:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def quantization_search(dense: DenseQuery) -> dict[str, Any]:
+    """How a dense mode reads the quantized codes, as the keyword arguments both engines' QuantizationSearchParams
+    take: float32 ignores the codes, binary reads them alone (binary_f8 rescoring happens in this process), and
+    binary_rescore rescores an oversampled candidate list with the original vectors."""
+    if dense.mode == "float32":
+        return {"ignore": True}
+    if dense.mode in ("binary", "binary_f8"):
+        return {"ignore": False, "rescore": False}
+    return {"ignore": False, "rescore": True, "oversampling": dense.oversampling}
+
+
 class Store(ABC):
     """The operations ingestion and retrieval need; backends translate them to their engine."""
 

@@ -31,10 +31,11 @@ from index.store import Store
 from index.versions import visible
 from retrieval.query_analyzer import QueryAnalysis, QueryAnalyzer
 from retrieval.reranker import Reranker
-from retrieval.searcher import HybridSearcher, QueryError, access_filter, clean_query
+from retrieval.searcher import HybridSearcher, QueryError, access_filter, clean_query, readable_by
 
 _KNOWN_FIELDS = ("department", "title", "file_name", "people", "orgs", "places", "years")
 _KNOWN_TTL_S = 60.0  # documents come and go while the app runs; refresh the vocabulary now and then
+_BOOST_DEPTH = 4  # candidates per result searched when the query names documents, departments or entities
 _KNOWN_LIMIT = 10_000  # titles, file names and entities per field the query analyser matches queries against
 log = logging.getLogger(__name__)
 _MAX_ANALYZERS = 64  # distinct group sets cached; a deployment has a handful
@@ -100,7 +101,7 @@ class Retriever:
         key = None if groups is UNRESTRICTED else tuple(groups)  # type: ignore[arg-type]
         cached = self._analyzers.get(key)
         if cached is None or time.monotonic() - cached[1] > _KNOWN_TTL_S:
-            readable = visible() & access_filter(groups)
+            readable = readable_by(groups)
             known = {field: set(self.store.facet(field, readable, limit=_KNOWN_LIMIT)) for field in _KNOWN_FIELDS}
             for field, values in known.items():
                 if len(values) >= _KNOWN_LIMIT:
@@ -157,6 +158,10 @@ class Retriever:
         if use_rerank and self.reranker is None:
             self.reranker = self._load_reranker()
         depth = max(top_k, self.reranker.top_n if use_rerank and self.reranker else top_k)
+        if boosts:
+            # A boost can only lift what was retrieved: look deeper so a boosted document just below the cut
+            # (the staff list for "How many employees ... in Berlin?", under the budget rows naming Berlin) can rise.
+            depth = max(depth, top_k * _BOOST_DEPTH)
         # A very selective filter leaves HNSW too few reachable neighbours: search those chunks exactly.
         exact = not flt.is_empty() and self.store.count(flt & visible()) < s.exact_below
         hits = self.searcher.run(text, top_k=depth, groups=scope, filters=flt if not flt.is_empty() else None,

@@ -66,17 +66,26 @@ class QueryAnalyzer:
         # phrases whose first word it contains. Checking every title of a large corpus with a regex per
         # query cost 0.7 s on SciFact's 5,183 titles; the buckets keep it to a handful.
         self._phrases: dict[str, dict[str, list[tuple[str, str]]]] = {}
+        # One-word titles and file stems ("employees" of employees.csv): found in a query they only boost, since
+        # the word is more often an ordinary word than the asker naming the document.
+        self._weak: dict[str, dict[str, list[tuple[str, str]]]] = {}
         for key in RESTRICTING_FIELDS:
             buckets: dict[str, list[tuple[str, str]]] = {}
+            weak: dict[str, list[tuple[str, str]]] = {}
             for low, value in self._lower.get(key, {}).items():
-                phrases = [low] if key == "department" or _names_a_document(low, key) else []
                 stem = low.rsplit(".", 1)[0].replace("_", " ")
-                if key == "file_name" and _names_a_document(stem, "title"):
-                    phrases.append(stem)
-                for phrase in phrases:
+                candidates = [(low, key)] + ([(stem, "title")] if key == "file_name" else [])
+                for phrase, kind in candidates:
+                    if key == "department" or _names_a_document(phrase, kind):
+                        target = buckets
+                    elif len(phrase) >= _MIN_TITLE_CHARS and kind == "title":
+                        target = weak
+                    else:
+                        continue
                     first = _WORD.search(phrase)
-                    buckets.setdefault(first.group() if first else "", []).append((phrase, value))
+                    target.setdefault(first.group() if first else "", []).append((phrase, value))
             self._phrases[key] = buckets
+            self._weak[key] = weak
 
     def run(self, query: str) -> QueryAnalysis:
         analysis = QueryAnalysis(text=query)
@@ -89,6 +98,11 @@ class QueryAnalyzer:
             }
             if hits:
                 analysis.restrict.append(Match(key, sorted(hits)))
+            weak = {
+                value for word in words for phrase, value in self._weak[key].get(word, ()) if _contains(lowered, phrase)
+            } - hits
+            if weak:
+                analysis.boost.append(Match(key, sorted(weak)))
         entity_values: dict[str, set[str]] = {}
         if self.nlp is not None:
             for ent in self.nlp(query).ents:

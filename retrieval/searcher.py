@@ -70,6 +70,12 @@ def access_filter(groups: GroupScope) -> Filter:
     return Filter(must=[Match("groups", list(groups))])  # type: ignore[arg-type]
 
 
+def readable_by(groups: GroupScope) -> Filter:
+    """What a user in `groups` may read: committed chunks (the crash-safe version switch, `index.versions`) of
+    documents shared with one of the groups. Every search, facet and filter list a user sees starts here."""
+    return visible() & access_filter(groups)
+
+
 class HybridSearcher:
     """Search the index with one query: `run(query, top_k, filters)` returns ranked hits."""
 
@@ -101,7 +107,7 @@ class HybridSearcher:
         s = self.settings
         top_k = top_k or s.top_k
         mode = mode or s.search_mode
-        readable = visible() & access_filter(scope) & filters
+        readable = readable_by(scope) & filters
 
         dense = sparse = None
         if retriever in ("hybrid", "dense"):
