@@ -394,9 +394,10 @@ class ChatPipeline:
                     timings["first_token_s"] = time.perf_counter() - started
                     timings["no_answer_p"] = stats.get("probe_p", 0.0)
                     if timings["no_answer_p"] >= self.settings.chat_no_answer_p:
-                        # The model leans towards "the sources do not say" even when greedy decoding would start an
-                        # answer: below certainty, that lean is what separates unsupported questions (calibrated by
-                        # eval/abstention_calibration.py --llm). Stop here; the caller reads the sentinel as a refusal.
+                        # Below 0.5 this refuses where the model only leans to "the sources do not say" while greedy
+                        # decoding would answer. eval/abstention_calibration.py --llm chooses the threshold; on the
+                        # current dev sets anything lower than 0.5 refused too many answerable questions. Stop here:
+                        # the caller reads the sentinel as a refusal.
                         raw.append(NO_ANSWER)
                         break
                 raw.append(piece)
