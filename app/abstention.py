@@ -30,7 +30,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from app.evidence import Source, content_words
+from app.evidence import Source, content_words, word_stems
 
 # Fitted by `python -m eval.abstention_calibration --llm` (docs/eval/abstention/calibration.json): weights of
 # FEATURES, the bias, and the support threshold chosen on the dev half.
@@ -41,12 +41,6 @@ THRESHOLD = 0.212
 
 _SPECIFIC = re.compile(r"^(?:.*\d.*|[A-Z][\w&'.-]*|[A-Z0-9&.-]{2,})$")
 _WORD = re.compile(r"[\w&'.-]+")
-
-
-def _stems(text: str) -> set[str]:
-    """Content words cut to their first 5 letters, snake_case and hyphenated names split: a table's column
-    "salary_gbp" holds the question's "salaries", a row's "Okafor-Smith" its "Okafor"."""
-    return {w[:5] for w in content_words(re.sub(r"[_/-]", " ", text))}
 
 
 def specific_terms(question: str) -> set[str]:
@@ -64,13 +58,13 @@ def support_features(question: str, source_texts: Sequence[str], cosines: Sequen
     source holds every specific term) over the sources."""
     if not source_texts:
         return [0.0, 0.0, 0.0, 0.0]
-    words = _stems(question)
+    words = word_stems(question)
     specific = specific_terms(question)
     held_words, held_specific = 0.0, 0.0
     for text in source_texts:
         lowered = text.lower()
         if words:
-            held_words = max(held_words, len(words & _stems(text)) / len(words))
+            held_words = max(held_words, len(words & word_stems(text)) / len(words))
         if specific:
             # Substring, not word, match: "2019" is in "FY2019", "Okafor" in "Okafor-Smith".
             held_specific = max(held_specific, sum(term in lowered for term in specific) / len(specific))

@@ -62,6 +62,12 @@ def content_words(text: str) -> set[str]:
     return {w for w in words if w and w not in _stopwords()}
 
 
+def word_stems(text: str) -> set[str]:
+    """Content words cut to their first 5 letters, with snake_case, hyphenated and bracketed names split: a
+    column "salary_gbp" or "Headcount (Dec 2026)" then shares stems with a question's "salaries" or "headcount"."""
+    return {w[:5] for w in content_words(re.sub(r"[_()/-]", " ", text)) if len(w) > 1}
+
+
 @dataclass
 class Unit:
     """A sentence of a prose chunk or one row of a table chunk, with its score for the question."""

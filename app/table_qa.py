@@ -32,7 +32,7 @@ import sqlglot
 from sqlglot import exp
 
 from app.citations import CITATION
-from app.evidence import Source
+from app.evidence import Source, word_stems
 from app.prompt import sql_examples, sql_messages
 from erag.access import GroupScope
 from index.tables import QueryError, QueryResult, StaleTableError, TableInfo, TableRow, TableStore
@@ -175,11 +175,8 @@ class Computation:
 
 
 def _stems(text: str) -> set[str]:
-    """Lower-case word stems (first 5 letters) of a text or a snake_case name, without stopwords."""
-    from app.evidence import content_words
-
-    words = content_words(re.sub(r"[_()]", " ", text))
-    return {w[:5] for w in words if len(w) > 1 and not w.isdigit()}
+    """Word stems of a text or a snake_case name, numbers left out (a year in a question names no column)."""
+    return {stem for stem in word_stems(text) if not stem.isdigit()}
 
 
 def by_identity(question: str, pairs: list[tuple[Source, TableInfo]]) -> list[tuple[Source, TableInfo]]:
