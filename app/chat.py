@@ -106,8 +106,31 @@ def source_record(source: Source, computation: Computation | None = None) -> dic
     return record
 
 
+@dataclass
+class _Parts:
+    """What `ChatPipeline.warm_up` loads: the model, the index, the conversation database and what uses them."""
+
+    generator: LlamaGenerator | None
+    llm_note: str
+    owns_generator: bool
+    retriever: Retriever
+    memory: ConversationMemory
+    selector: EvidenceSelector
+    feedback: FeedbackStore
+    feedback_ranker: FeedbackRanker | None
+    rewriter: QueryRewriter
+    tables: TableStore | None
+    table_answerer: TableAnswerer | None
+
+
 class ChatPipeline:
-    """Answer questions as a user, remembering each conversation; `run` streams, `answer` returns the result."""
+    """Answer questions as a user, remembering each conversation; `run` streams, `answer` returns the result.
+
+    The constructor only keeps the settings and any parts it is given; `warm_up()` loads the model, opens the
+    index, the table store and the conversation database. `run` warms up on first use, and so does reading any
+    part (`chat.memory`, `chat.retriever`, ...), so a caller never sees a half-built pipeline; the app calls
+    `warm_up()` itself so the first question does not wait for the model.
+    """
 
     def __init__(
         self,
@@ -119,39 +142,110 @@ class ChatPipeline:
         feedback_ranker: FeedbackRanker | None = None,
         tables: TableStore | None = None,
     ) -> None:
+        if not isinstance(settings, Settings):
+            raise TypeError(f"ChatPipeline needs erag.settings.Settings, not {type(settings).__name__}")
         self.settings = settings
-        self.llm_note = ""
-        self._owns_generator = generator is None
+        self._given = {"retriever": retriever, "generator": generator, "memory": memory, "selector": selector,
+                       "feedback_ranker": feedback_ranker, "tables": tables}
+        self._parts: _Parts | None = None
+        self._warm_lock = threading.Lock()
+        self._retrieval_lock = threading.Lock()
+        self.gate = AbstentionGate()
+        self.extractive = ExtractiveAnswerer()
+
+    def warm_up(self) -> ChatPipeline:
+        """Load what answering needs, once (later calls return at once); returns the pipeline for chaining."""
+        if self._parts is not None:
+            return self
+        with self._warm_lock:  # Streamlit sessions may ask at the same moment: load the model once
+            if self._parts is None:
+                self._parts = self._load()
+        return self
+
+    def _load(self) -> _Parts:
+        settings, given = self.settings, self._given
+        generator: LlamaGenerator | None = given["generator"]
+        llm_note = ""
+        owns_generator = generator is None
         if generator is None and settings.llm_enabled:
             generator, reason = load_generator(settings)
-            self.llm_note = reason or ""
+            llm_note = reason or ""
         elif not settings.llm_enabled:
-            generator, self.llm_note = None, "the language model is switched off"
-        self.generator = generator
-        self.retriever = retriever or Retriever(settings)
-        self._retrieval_lock = threading.Lock()
+            llm_note = "the language model is switched off"
+        retriever = given["retriever"] or Retriever(settings)
+        memory = given["memory"]
         if memory is None:
             from erag.db import ChatDatabase
 
             memory = ConversationMemory(ChatDatabase.from_settings(settings))
-        self.memory = memory
         count = generator.count_tokens if generator is not None else approx_tokens
-        self.selector = selector or EvidenceSelector.from_settings(settings, count)
-        self.extractive = ExtractiveAnswerer()
-        self.feedback = FeedbackStore(memory.db)
+        selector = given["selector"] or EvidenceSelector.from_settings(settings, count)
+        feedback = FeedbackStore(memory.db)
+        feedback_ranker = given["feedback_ranker"]
         if feedback_ranker is None and settings.chat_feedback_boost > 0:
-            feedback_ranker = FeedbackRanker(self.feedback, self.selector.encode, settings.chat_feedback_boost,
+            feedback_ranker = FeedbackRanker(feedback, selector.encode, settings.chat_feedback_boost,
                                              settings.chat_feedback_min_similarity)
-        self.feedback_ranker = feedback_ranker
         use_llm_rewrite = generator is not None and settings.chat_rewrite == "auto"
-        self.gate = AbstentionGate()
-        self.rewriter = QueryRewriter(self._rewrite_with_llm if use_llm_rewrite else None, self._people)
+        rewriter = QueryRewriter(self._rewrite_with_llm if use_llm_rewrite else None, self._people)
         # Table answers need the model to write SQL: without it, tables are answered from their rows as text.
-        self.tables = tables
-        self.table_answerer: TableAnswerer | None = None
+        tables, table_answerer = given["tables"], None
         if settings.chat_table_answers and generator is not None:
-            self.tables = tables if tables is not None else open_table_store(settings)
-            self.table_answerer = TableAnswerer(self.tables, generator)
+            tables = tables if tables is not None else open_table_store(settings)
+            table_answerer = TableAnswerer(tables, generator)
+        return _Parts(generator, llm_note, owns_generator, retriever, memory, selector, feedback, feedback_ranker,
+                      rewriter, tables, table_answerer)
+
+    @property
+    def _ready(self) -> _Parts:
+        self.warm_up()
+        assert self._parts is not None
+        return self._parts
+
+    @property
+    def generator(self) -> LlamaGenerator | None:
+        return self._ready.generator
+
+    @property
+    def llm_note(self) -> str:
+        """Why answers are extractive only (no model, a switched-off model), or empty."""
+        return self._ready.llm_note
+
+    @property
+    def retriever(self) -> Retriever:
+        return self._ready.retriever
+
+    @property
+    def memory(self) -> ConversationMemory:
+        return self._ready.memory
+
+    @property
+    def selector(self) -> EvidenceSelector:
+        return self._ready.selector
+
+    @property
+    def feedback(self) -> FeedbackStore:
+        return self._ready.feedback
+
+    @property
+    def feedback_ranker(self) -> FeedbackRanker | None:
+        return self._ready.feedback_ranker
+
+    @property
+    def rewriter(self) -> QueryRewriter:
+        return self._ready.rewriter
+
+    @property
+    def tables(self) -> TableStore | None:
+        return self._ready.tables
+
+    @property
+    def table_answerer(self) -> TableAnswerer | None:
+        return self._ready.table_answerer
+
+    @table_answerer.setter
+    def table_answerer(self, answerer: TableAnswerer | None) -> None:
+        """Switch table answers off (None) or on with another answerer (the table evaluation compares both)."""
+        self._ready.table_answerer = answerer
 
     # --- public API --------------------------------------------------------------------------
     def check_question(self, question: str | None) -> str:
@@ -198,12 +292,15 @@ class ChatPipeline:
                 for key in ("department", "file_name")}
 
     def close(self) -> None:
-        self.retriever.close()
-        if self.tables is not None:
-            self.tables.close()
-        self.memory.db.close()
-        if self.generator is not None and self._owns_generator:
-            self.generator.close()
+        parts, self._parts = self._parts, None
+        if parts is None:  # never warmed up: nothing was opened
+            return
+        parts.retriever.close()
+        if parts.tables is not None:
+            parts.tables.close()
+        parts.memory.db.close()
+        if parts.generator is not None and parts.owns_generator:
+            parts.generator.close()
 
     # --- steps -------------------------------------------------------------------------------
     def _run(self, text: str, user: User, groups: GroupScope, conversation_id: str | None,

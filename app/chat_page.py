@@ -29,7 +29,7 @@ _opened: list[ChatPipeline] = []
 
 @st.cache_resource(show_spinner="Opening the index and loading the language model...")
 def chat_service(settings_json: str) -> ChatPipeline:
-    pipeline = ChatPipeline(Settings.model_validate_json(settings_json))
+    pipeline = ChatPipeline(Settings.model_validate_json(settings_json)).warm_up()
     _opened.append(pipeline)
     return pipeline
 

@@ -260,26 +260,53 @@ class IngestPipeline:
         sink: Sink | None = None,
         tables: TableStore | None = None,
     ) -> None:
+        if sink is not None and tables is not None:
+            raise ValueError("give either a sink or a table store: a sink writes tables itself")
         self.settings = settings
         # Told 'parsing', 'tagging', 'embedding', 'indexing' as work starts (ingestion workers show it per file).
         self.on_stage = on_stage or (lambda stage: None)
-        self.embedder = embedder or Embedder.from_settings(settings)
-        self.tables: TableStore | None = None
-        if sink is None:
-            self.store: Store | None = store or open_store(settings)
-            self.tables = tables if tables is not None else open_table_store(settings)
-            sink = IndexSink(self.store, self.tables)
-        else:
-            self.store = store
-        self.sink = sink
+        self._given = (embedder, store, tables, sink)
+        self._opened: tuple[Embedder, Store | None, TableStore | None, Sink] | None = None
         self.typer = TableTyper.from_settings(settings)
-        self.sink.open(self.embedder.dim, self.embedder.name)
         self.progress = progress
         self.loader = FileLoader.from_settings(settings)
         self._chunker: DocumentChunker | None = None
         self._tagger: EntityTagger | None = None
         self._stage = "tagging"  # the stage a failure of `_analyse` is reported under
         self.sparse = SparseEncoder(settings.bm25_k1, settings.bm25_b, settings.bm25_avg_len)
+
+    def warm_up(self) -> IngestPipeline:
+        """Load the embedder and open the index and table store (creating the collection on first use), once.
+
+        Every method that reads or writes calls this, so constructing a pipeline never touches disk or models.
+        """
+        if self._opened is None:
+            embedder, store, tables, sink = self._given
+            embedder = embedder or Embedder.from_settings(self.settings)
+            if sink is None:
+                store = store or open_store(self.settings)
+                tables = tables if tables is not None else open_table_store(self.settings)
+                sink = IndexSink(store, tables)
+            sink.open(embedder.dim, embedder.name)
+            self._opened = (embedder, store, tables, sink)
+        return self
+
+    @property
+    def embedder(self) -> Embedder:
+        return self.warm_up()._opened[0]  # type: ignore[index]
+
+    @property
+    def store(self) -> Store | None:
+        """The index written to, or None when a sink receives the documents instead."""
+        return self.warm_up()._opened[1]  # type: ignore[index]
+
+    @property
+    def tables(self) -> TableStore | None:
+        return self.warm_up()._opened[2]  # type: ignore[index]
+
+    @property
+    def sink(self) -> Sink:
+        return self.warm_up()._opened[3]  # type: ignore[index]
 
     # --- lazily built stages: a run where nothing changed loads no model beyond the embedder ---------
     @property
@@ -496,10 +523,14 @@ class IngestPipeline:
         return None
 
     def close(self) -> None:
-        if self.store is not None:
-            self.store.close()
-        if self.tables is not None:
-            self.tables.close()
+        if self._opened is None:
+            _, store, tables, _ = self._given  # never warmed up: close only what the caller handed over
+        else:
+            _, store, tables, _ = self._opened
+        if store is not None:
+            store.close()
+        if tables is not None:
+            tables.close()
 
     def __enter__(self) -> IngestPipeline:
         return self

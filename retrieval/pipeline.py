@@ -67,7 +67,12 @@ def validate_filter(flt: Filter | None) -> None:
 
 
 class Retriever:
-    """Answer `run(query, groups, filters)` with ranked, explained hits."""
+    """Answer `run(query, groups, filters)` with ranked, explained hits.
+
+    The constructor checks the settings and keeps what it is given; `warm_up()` opens the index, loads the
+    query encoder and, when reranking is on by default, the cross-encoder. `run` and `store` warm up on first
+    use; a `run(rerank=True)` on a retriever without a reranker loads it there, in `_reranker_for`.
+    """
 
     def __init__(
         self,
@@ -76,24 +81,48 @@ class Retriever:
         embedder: Embedder | None = None,
         reranker: Reranker | None = None,
     ) -> None:
+        if reranker is None and settings.rerank and not settings.reranker:
+            raise QueryError("reranking is on (ERAG_RERANK) but no reranker is set (ERAG_RERANKER)")
         self.settings = settings
-        self.store = store or open_store(settings)
-        self.searcher = HybridSearcher(settings, store=self.store, embedder=embedder)
+        self._given_store, self._given_embedder = store, embedder
+        self._searcher: HybridSearcher | None = None
         self.reranker = reranker
         # Decided once: loading the model for one `run(rerank=True)` must not turn reranking on for later calls.
         self.rerank_by_default = reranker is not None or settings.rerank
-        if reranker is None and settings.rerank:
-            self.reranker = self._load_reranker()
         self._analyzers: dict[tuple[str, ...] | None, tuple[QueryAnalyzer, float]] = {}
 
-    def _load_reranker(self) -> Reranker:
-        s = self.settings
-        if not s.reranker:
-            raise QueryError("reranking was asked for but no reranker is set (ERAG_RERANKER)")
-        return Reranker.from_name(
-            s.reranker, s.model_cache, s.rerank_top_n, s.rerank_batch_size, s.torch_threads, s.rerank_max_tokens,
-            s.rerank_precision, s.rerank_fused_weight, s.rrf_k, s.rerank_fusion,
-        )
+    def warm_up(self) -> Retriever:
+        """Open the index and load the models searching needs now, not on the first query."""
+        if self._searcher is None:
+            store = self._given_store or open_store(self.settings)
+            self._searcher = HybridSearcher(self.settings, store=store, embedder=self._given_embedder)
+        self._reranker_for(self.rerank_by_default)
+        return self
+
+    @property
+    def searcher(self) -> HybridSearcher:
+        if self._searcher is None:
+            self.warm_up()
+        assert self._searcher is not None
+        return self._searcher
+
+    @property
+    def store(self) -> Store:
+        return self.searcher.store
+
+    def _reranker_for(self, use: bool) -> Reranker | None:
+        """The reranker when `use` asks for one, loaded the first time it is asked for."""
+        if not use:
+            return None
+        if self.reranker is None:
+            s = self.settings
+            if not s.reranker:
+                raise QueryError("reranking was asked for but no reranker is set (ERAG_RERANKER)")
+            self.reranker = Reranker.from_name(
+                s.reranker, s.model_cache, s.rerank_top_n, s.rerank_batch_size, s.torch_threads,
+                s.rerank_max_tokens, s.rerank_precision, s.rerank_fused_weight, s.rrf_k, s.rerank_fusion,
+            )
+        return self.reranker
 
     def analyzer(self, groups: GroupScope) -> QueryAnalyzer:
         """The analyzer for a user in `groups`: it knows only the titles, file names and entities of documents
@@ -139,25 +168,11 @@ class Retriever:
         base = (filters or Filter()) & access_filter(scope)
         analysis = self.analyzer(scope).run(text) if s.query_filters != "off" else QueryAnalysis(text)
         result = RetrievalResult(query=text, hits=[], analysis=analysis)
-        boosts = list(analysis.boost)
-        flt = base
-        if analysis.restrict:
-            candidate = base & Filter(must=list(analysis.restrict))
-            enough = self.store.count(candidate & visible()) >= s.min_filtered_candidates
-            if s.query_filters == "auto" and enough:
-                flt = candidate
-            else:
-                boosts = list(analysis.restrict) + boosts
-                result.notes.append(
-                    f"{', '.join(analysis.describe()[: len(analysis.restrict)])} used as a boost"
-                    + ("" if enough else f" (fewer than {s.min_filtered_candidates} matching chunks)")
-                )
+        flt, boosts = self._filter_and_boosts(base, analysis, result.notes)
         result.filters = [f"{m.key}={'|'.join(map(str, m.values))}" for m in flt.must if isinstance(m, Match)]
 
-        use_rerank = self.rerank_by_default if rerank is None else rerank
-        if use_rerank and self.reranker is None:
-            self.reranker = self._load_reranker()
-        depth = max(top_k, self.reranker.top_n if use_rerank and self.reranker else top_k)
+        reranker = self._reranker_for(self.rerank_by_default if rerank is None else rerank)
+        depth = max(top_k, reranker.top_n if reranker else top_k)
         if boosts:
             # A boost can only lift what was retrieved: look deeper so a boosted document just below the cut
             # (the staff list for "How many employees ... in Berlin?", under the budget rows naming Berlin) can rise.
@@ -166,7 +181,31 @@ class Retriever:
         exact = not flt.is_empty() and self.store.count(flt & visible()) < s.exact_below
         hits = self.searcher.run(text, top_k=depth, groups=scope, filters=flt if not flt.is_empty() else None,
                                  mode=mode, retriever=retriever, exact=exact)
-        restricted = [m for m in analysis.restrict if m in flt.must]
+        self._explain_and_boost(hits, [m for m in analysis.restrict if m in flt.must], boosts)
+        hits.sort(key=lambda h: h.score, reverse=True)
+        if reranker is not None:
+            hits = reranker.run(text, hits)
+        result.hits = hits[:top_k]
+        return result
+
+    def _filter_and_boosts(self, base: Filter, analysis: QueryAnalysis, notes: list[str]) -> tuple[Filter, list[Match]]:
+        """The filter to search with and the matches that only boost: what the query names restricts the
+        search when enough chunks match (in `auto` mode), and otherwise lifts the chunks that match."""
+        s = self.settings
+        boosts = list(analysis.boost)
+        if not analysis.restrict:
+            return base, boosts
+        candidate = base & Filter(must=list(analysis.restrict))
+        enough = self.store.count(candidate & visible()) >= s.min_filtered_candidates
+        if s.query_filters == "auto" and enough:
+            return candidate, boosts
+        notes.append(f"{', '.join(analysis.describe()[: len(analysis.restrict)])} used as a boost"
+                     + ("" if enough else f" (fewer than {s.min_filtered_candidates} matching chunks)"))
+        return base, list(analysis.restrict) + boosts
+
+    def _explain_and_boost(self, hits: list[Hit], restricted: list[Match], boosts: list[Match]) -> None:
+        """Say which named document, department or entity each hit matched, and lift the boosted ones."""
+        weight = self.settings.boost_weight
         for hit in hits:
             hit.matched = [f"{m.key}={v}" for m in restricted for v in m.values if _payload_matches(hit.payload, m)]
             bonus = 0
@@ -175,13 +214,10 @@ class Retriever:
                     hit.matched.append(f"{m.key}={'|'.join(str(v) for v in m.values)}")
                     bonus += 1
             if bonus:
-                hit.score += s.boost_weight * bonus
-                hit.scores["boost"] = s.boost_weight * bonus
-        hits.sort(key=lambda h: h.score, reverse=True)
-        if use_rerank and self.reranker is not None:
-            hits = self.reranker.run(text, hits)
-        result.hits = hits[:top_k]
-        return result
+                hit.score += weight * bonus
+                hit.scores["boost"] = weight * bonus
 
     def close(self) -> None:
-        self.store.close()
+        store = self._searcher.store if self._searcher is not None else self._given_store
+        if store is not None:
+            store.close()

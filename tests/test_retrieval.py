@@ -204,7 +204,7 @@ def test_search_reranks_with_the_shipped_model_only_when_asked(company: Settings
     assert retriever.run(question, groups=UNRESTRICTED, top_k=5, rerank=False).hits[0].id == plain.hits[0].id
     default = retriever.run(question, groups=UNRESTRICTED, top_k=5).hits
     assert not any("rerank" in h.scores for h in default)  # still off by default
-    on = Retriever(company.model_copy(update={"rerank": True}), store=retriever.store)
+    on = Retriever(company.model_copy(update={"rerank": True}), store=retriever.store).warm_up()
     assert on.reranker is not None and "rerank" in on.run(question, groups=UNRESTRICTED, top_k=1).hits[0].scores
     without = Retriever(company.model_copy(update={"reranker": None}), store=retriever.store)
     with pytest.raises(QueryError, match="ERAG_RERANKER"):
