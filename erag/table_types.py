@@ -188,8 +188,12 @@ class TableTyper:
     """Infer SQL names, types, units and typed values of a `TableBlock`'s columns.
 
     Example:
+        >>> frame = pd.DataFrame({"Name": ["Ada", "Ben"], "Started": ["03/02/2021", "15/09/2019"],
+        ...                       "Salary (£)": ["61,000", "58,500"]})
         >>> typer = TableTyper(min_parsed=0.9, date_order="auto")
         >>> typed = typer.run(TableBlock(frame=frame, title="Staff"))
+        >>> typed.columns[1].values  # auto: "15/09/2019" can only be day-first, so the whole column is
+        (datetime.date(2021, 2, 3), datetime.date(2019, 9, 15))
         >>> typed.columns[2].type, typed.columns[2].unit
         ('integer', 'GBP')
     """

@@ -1,6 +1,7 @@
 """Named retrieval configurations that an evaluation runs side by side.
 
 Example:
+    >>> settings = Settings()   # from the ERAG_* environment
     >>> [c.name for c in resolve_configs(["bm25", "hybrid"], settings)]
     ['bm25', 'hybrid']
     >>> CONFIGS["dense-int8"].collection

@@ -1,8 +1,9 @@
 """Index bytes per chunk of each configuration: RAM computed from the layout, disk measured.
 
 Example:
-    >>> ram_bytes(CONFIGS["hybrid"], IndexShape(dim=768, hnsw_m=16, sparse_terms=60.0))
-    608
+    >>> from eval.configs import CONFIGS
+    >>> ram_bytes(CONFIGS["hybrid"], IndexShape(dim=768, hnsw_m=16, sparse_terms=60.0))  # 96 + 128 + 480
+    704
 
 RAM is what a configuration's search keeps resident per chunk, from the collection layout (the engine
 reports no per-part memory): the dense codes it scores with, plus the layer-0 HNSW links of the dense

@@ -2,9 +2,15 @@
 
 Example:
     >>> run = {"q1": rank_units(["d3#0", "d3#1", "d1#0"], unit=lambda chunk: chunk.split("#")[0])}
-    >>> scores = per_query({"q1": {"d1": 1}}, run)           # {"precision@5": {"q1": 0.2}, ...}
+    >>> run
+    {'q1': ['d3', 'd1']}
+    >>> scores = per_query({"q1": {"d1": 1}, "q2": {"d2": 1}}, run)   # q2 found nothing: it scores 0
+    >>> scores["precision@5"], scores["mrr@10"]
+    ({'q1': 0.2, 'q2': 0.0}, {'q1': 0.5, 'q2': 0.0})
     >>> bootstrap_ci(list(scores["ndcg@10"].values()), seed=13)
+    (0.0, 0.6309...)
     >>> paired_test([0.5, 1.0, 0.0], [0.25, 1.0, 0.0], seed=13)   # (mean difference, p-value)
+    (0.0833..., 1.0)
 
 Documents split into several chunks are scored by their best chunk: a ranking of chunks becomes a
 ranking of documents in the order their first chunk appears (`rank_units`).

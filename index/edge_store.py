@@ -1,8 +1,11 @@
 """The embedded default: a Qdrant Edge shard in this process, on local disk, WAL-protected.
 
 Example:
-    >>> with EdgeStore(Settings(home=Path(".erag"))) as store:
+    >>> import tempfile
+    >>> with EdgeStore(Settings(home=Path(tempfile.mkdtemp()))) as store:   # ./.erag in the app (ERAG_HOME)
     ...     store.ensure_collection(dim=768, embedder="all-mpnet-base-v2")
+    ...     store.count()
+    0
 """
 
 from __future__ import annotations

@@ -1,9 +1,28 @@
 """Document versions in the index: which chunks a reader sees, and how a new version replaces the old one.
 
 Example:
-    >>> state = version_state(store, doc_id, version)          # 'added' | 'updated' | 'unchanged' | 'repaired'
-    >>> write_version(store, doc_id, version, points)          # the new version replaces the old in one update
-    >>> store.query(HybridQuery(..., filter=visible() & user_filter))
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from erag.schema import point_id
+    >>> from erag.settings import Settings
+    >>> from index.backends import open_store
+    >>> from index.store import DenseQuery, HybridQuery, IndexPoint
+    >>> store = open_store(Settings(home=Path(tempfile.mkdtemp())))
+    >>> store.ensure_collection(dim=4)
+    >>> def chunks(version, texts):  # one point per chunk, as ingestion writes them
+    ...     return [IndexPoint(point_id("hr/leave.md", version, i), np.ones(4, np.float32), [i], [1.0],
+    ...                        {"doc_id": "hr/leave.md", "version": version, "text": t}) for i, t in enumerate(texts)]
+    >>> version_state(store, "hr/leave.md", "v1")          # 'added' | 'updated' | 'unchanged' | 'repaired'
+    'added'
+    >>> write_version(store, "hr/leave.md", "v1", chunks("v1", ["Partners get 2 weeks.", "Paid in full."]))
+    >>> version_state(store, "hr/leave.md", "v1"), version_state(store, "hr/leave.md", "v2")
+    ('unchanged', 'updated')
+    >>> write_version(store, "hr/leave.md", "v2", chunks("v2", ["Partners get 6 weeks."]))  # replaces v1 at once
+    >>> query = HybridQuery(dense=DenseQuery(np.ones(4, np.float32), limit=5), filter=visible())
+    >>> [hit.payload["text"] for hit in store.query(query)]  # readers (visible() & their groups) see v2 only
+    ['Partners get 6 weeks.']
+    >>> store.close()
 
 Why slots: a reader must never see two versions of a document, nor none. Marking the new chunks visible
 and then deleting the old ones (two updates) leaves a window, which a kill can stretch until the next

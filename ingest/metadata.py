@@ -1,9 +1,9 @@
 """Where a file's metadata (access groups, department, owner) comes from: the file's place, never the command.
 
 Example:
-    >>> resolver = MetadataResolver(default_groups=["all"])
-    >>> resolver.run(Path("data/hr_restricted/salaries.csv"))
-    {'department': 'HR', 'owner': 'People Team', 'groups': ['hr']}
+    >>> resolver = MetadataResolver(default_groups=["all"], roots=[Path("data")])
+    >>> resolver.run(Path("data/hr_restricted/salaries.csv"))  # from data/hr_restricted/_meta.json
+    {'department': 'HR', 'owner': 'Tomasz Kowalczyk', 'groups': ['hr']}
 
 Rules (README, "Access control"):
 - A file is taken as what it is: a symbolic link is resolved, and the target's path is the document id and the

@@ -1,11 +1,28 @@
 """Prepared index writes, handed from ingestion workers to the one process that holds the embedded index.
 
 Example:
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from erag.schema import point_id
+    >>> from index.store import IndexPoint
+    >>> from ingest.pipeline import DocumentVersion
     >>> sink = SpoolSink()
-    >>> IngestPipeline(settings, sink=sink).run([path])              # parses, tags, embeds; writes no index
-    >>> spool = Spool(settings.home / "spool")
-    >>> spool.put(SpoolEntry.from_version(job_id=7, attempt=1, dim=384, embedder=..., version=sink.take()))
-    >>> for path in spool.paths(): entry = spool.read(path)          # the index writer applies them in job order
+    >>> # A worker runs IngestPipeline(settings, sink=sink).run([path]): it parses, tags and embeds, writes no index,
+    >>> # and hands the sink what it prepared, as here by hand:
+    >>> sink.open(dim=4, embedder="all-MiniLM-L6-v2")
+    >>> doc, version = "hr/leave.md", "0123456789abcdef01234567"
+    >>> payload = {"doc_id": doc, "version": version, "groups": ["all"], "text": "Partners get 6 weeks."}
+    >>> point = IndexPoint(point_id(doc, version, 0), np.ones(4, np.float32), [7], [1.0], payload)
+    >>> sink.write(DocumentVersion(doc, version, [point], groups=["all"]))
+    >>> spool = Spool(Path(tempfile.mkdtemp()) / "spool")
+    >>> for prepared in sink.take():
+    ...     spool.put(SpoolEntry(job_id=7, attempt=1, dim=sink.dim, embedder=sink.embedder, version=prepared)).name
+    '000000000007-001.spool'
+    >>> for path in spool.paths():  # the index writer applies them in job order
+    ...     entry = spool.read(path)
+    >>> entry.doc_id, entry.chunks, entry.groups
+    ('hr/leave.md', 1, ['all'])
 
 A Qdrant Edge shard admits one process, so workers cannot write to it while the app serves chat. A worker
 runs the ingestion pipeline with a `SpoolSink`, which keeps the document version the pipeline prepared (its

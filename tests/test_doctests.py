@@ -12,9 +12,11 @@ import importlib
 import pytest
 
 RUNNABLE = [
-    "app.abstention", "app.answer_checks", "app.citations", "erag.access", "erag.sparse_encoder", "erag.textsafe",
-    "erag.users", "eval.answer_match", "eval.datasets", "index.edge_store", "index.filters", "index.float8",
-    "ingest.table_chunker",
+    "app.abstention", "app.answer_checks", "app.citations", "app.injection", "app.prompt", "erag.access",
+    "erag.sparse_encoder", "erag.table_types", "erag.textsafe", "erag.users", "eval.answer_match", "eval.configs",
+    "eval.datasets", "eval.footprint", "eval.metrics", "index.edge_store", "index.filters", "index.float8",
+    "index.tables", "index.tables.sandbox", "index.versions", "ingest.loaders.zip_guard", "ingest.metadata",
+    "ingest.table_chunker", "jobs.spool",
 ]
 
 

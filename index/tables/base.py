@@ -219,7 +219,7 @@ class TableStore(ABC):
         >>> [t.name for t in store.catalog(["all"])]                  # an employee does not see it
         []
         >>> store.query("SELECT count(*) FROM salaries", store.catalog(["hr"])).rows
-        [(40,)]
+        [(47,)]
     """
 
     backend: str = ""

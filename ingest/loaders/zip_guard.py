@@ -1,8 +1,15 @@
 """Decompression-bomb check of DOCX/XLSX files (zip containers), read from the zip directory alone.
 
 Example:
-    >>> check_zip(Path("budget.xlsx"), max_unpacked=200 * 2**20, max_ratio=100, max_members=10_000) is None
+    >>> limits = dict(max_unpacked=200 * 2**20, max_ratio=100, max_members=10_000)
+    >>> check_zip(Path("data/finance/budget_2026.xlsx"), **limits) is None
     True
+    >>> import tempfile, zipfile
+    >>> bomb = Path(tempfile.mkdtemp()) / "bomb.docx"
+    >>> with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+    ...     archive.writestr("word/document.xml", b"0" * 2**20)
+    >>> check_zip(bomb, **limits)
+    'unpacks ... times its size, over the limit of 100 (a decompression bomb? ERAG_ZIP_MAX_RATIO)'
 
 Python's zipfile never inflates a member beyond the size its directory declares, so checking the declared
 sizes bounds what the loaders will read, without unpacking anything here.
