@@ -67,7 +67,10 @@ def show_computation(computation: dict[str, Any]) -> None:
     """How a table answer was computed: the SQL that ran over the real table, its result, the rows behind it."""
     st.markdown("**How this was computed**")
     tables = ", ".join(t.get("file_name") or t.get("name", "") for t in computation.get("tables", []))
-    st.caption(f"One read-only SQL query over {tables}, run in a sandbox that holds only tables you may read.")
+    who = ("written by a fixed rule: one row compared between two years" if computation.get("written_by") == "rule"
+           else "written by the language model")
+    st.caption(f"One read-only SQL query over {tables} ({who}), run in a sandbox that holds only tables you may "
+               "read.")
     st.code(computation.get("sql", ""), language="sql")
     if computation.get("columns"):
         st.dataframe(pd.DataFrame(computation["rows"], columns=computation["columns"]), hide_index=True,

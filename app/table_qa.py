@@ -33,6 +33,7 @@ from sqlglot import exp
 
 from app.citations import CITATION
 from app.evidence import Source, word_stems
+from app.period_change import PeriodQuestion, best_row, period_sql, year_column
 from app.prompt import sql_examples, sql_messages
 from erag.access import GroupScope
 from index.tables import QueryError, QueryResult, StaleTableError, TableInfo, TableRow, TableStore
@@ -64,6 +65,7 @@ TABLE_KINDS = ("table", SUMMARY_KIND)
 _ENTITY_QUESTION = re.compile(r"^\s*(who|which|where|when|whose|name)\b", re.IGNORECASE)
 # A column of years ("year", "start_year"), not of money per year ("fy_2026", "year_2026")
 _YEAR_COLUMN = re.compile(r"^(\w*_)?(year|yr|season)s?$", re.IGNORECASE)
+_RULE_MAX_ROWS = 500  # the rule reads every row label; financial statements have dozens
 _TOTAL_ROW = re.compile(r"^\s*(grand |sub-?)?total\b|^\s*all\b", re.IGNORECASE)
 
 
@@ -80,6 +82,8 @@ class Computation:
     attempts: int = 1
     error: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    unit: str | None = None  # the result's unit when the query decides it (a percentage change); None: from columns
+    by_rule: bool = False  # the SQL was written by app/period_change.py, not by the model
 
     @property
     def ok(self) -> bool:
@@ -96,6 +100,8 @@ class Computation:
             more = len(result.rows) - MAX_RESULT_VALUES
             text = ", ".join(shown) + (f" and {more} more" if more > 0 else "")
             unit = self._unit()
+            if unit == "%" and len(shown) == 1:
+                return f"{text}%"
             return f"{text} {unit}" if unit and len(shown) == 1 else text
         lines = ["; ".join(f"{c}: {show_value(v)}" for c, v in zip(result.columns, row, strict=True))
                  for row in result.rows[:5]]
@@ -104,6 +110,8 @@ class Computation:
 
     def _unit(self) -> str:
         """The unit of the one column a single-value result reads (sum/avg/min/max/plain), if that column has one."""
+        if self.unit is not None:
+            return self.unit
         try:
             tree = sqlglot.parse_one(self.sql, dialect="duckdb")
         except sqlglot.errors.SqlglotError:
@@ -165,6 +173,7 @@ class Computation:
         result = self.result
         return {
             "sql": self.sql, "error": self.error, "attempts": self.attempts,
+            "written_by": "rule" if self.by_rule else "model",
             "columns": list(result.columns) if result else [],
             "rows": [[show_value(v) for v in row] for row in (result.rows[:50] if result else [])],
             "truncated": bool(result and (result.truncated or len(result.rows) > 50)),
@@ -458,6 +467,10 @@ class TableAnswerer:
         import time
 
         started = time.perf_counter()
+        ruled = self._by_rule(question, pairs)
+        if ruled is not None:
+            ruled.timings["sql_s"] = time.perf_counter() - started
+            return ruled
         schema, tables = self.schema([t for _, t in pairs])
         pairs = [(s, t) for s, t in pairs if t in tables]
         computation = Computation(question, "", None, tables, pairs[0][0])
@@ -500,6 +513,34 @@ class TableAnswerer:
             computation.rows = self._source_rows(computation)
             computation.source = self._cited_source(computation, pairs)
         return computation
+
+    def _by_rule(self, question: str, pairs: list[tuple[Source, TableInfo]]) -> Computation | None:
+        """One row compared between two years (app/period_change.py), computed without the model; None when the
+        question or the tables are not clearly of that shape."""
+        ask = PeriodQuestion.parse(question)
+        if ask is None:
+            return None
+        for source, info in pairs:
+            numeric = [(c.name, c.label) for c in info.columns[1:] if c.type in ("integer", "number")]
+            new, old = year_column(numeric, ask.new), year_column(numeric, ask.old)
+            label = next((c.name for c in info.columns[1:] if c.type == "text"), None)
+            if new is None or old is None or label is None or info.row_count > _RULE_MAX_ROWS:
+                continue
+            labels = {r.row_id: str(r.texts.get(label, "")) for r in self.tables.rows(info, limit=info.row_count)}
+            row_id = best_row(ask.subject, labels)
+            if row_id is None:
+                continue
+            try:
+                result = self.tables.query(period_sql(ask, info.name, new, old, row_id), [info])
+            except (QueryError, StaleTableError):
+                continue
+            computation = Computation(question, result.sql, result, [info], source, attempts=0, by_rule=True,
+                                      unit="%" if ask.op == "percent" else None)
+            if computation.ok:
+                computation.rows = self.tables.rows(info, limit=1, row_ids=[row_id])
+                computation.source = self._cited_source(computation, [(source, info)])
+                return computation
+        return None
 
     def _source_rows(self, computation: Computation) -> list[TableRow]:
         """The source rows the result came from (see `provenance_sql`); none when that is not well defined."""

@@ -109,7 +109,8 @@ def search(
 def _show_computation(computation: dict) -> None:
     """`erag ask`'s account of a table answer: the SQL that ran and the rows it returned."""
     tables = ", ".join(t.get("file_name") or t.get("name", "") for t in computation.get("tables", []))
-    echo(f"computed over {tables} with:", dim=True)
+    by = " (SQL by rule: one row compared between two years)" if computation.get("written_by") == "rule" else ""
+    echo(f"computed over {tables}{by} with:", dim=True)
     echo(f"    {computation.get('sql', '')}")
     columns, rows = computation.get("columns") or [], computation.get("rows") or []
     if columns:

@@ -159,3 +159,40 @@ def test_a_question_no_source_is_close_to_is_not_answered_from_a_table(llm_chat:
     # the staff list is the nearest source, and "what is" reads as a lookup: abstention must come first
     answer = llm_chat.answer("What is the capital of France?", EMPLOYEE)
     assert answer.abstained and answer.mode == "abstained" and answer.computation is None, answer.text
+
+
+def test_a_change_between_two_years_is_computed_by_rule_over_the_real_row(settings: Settings, tmp_path: Path) -> None:
+    from app.evidence import Source
+    from app.table_qa import TableAnswerer
+    from erag.schema import Hit
+
+    folder = tmp_path / "finance"
+    folder.mkdir()
+    # An annual-report table as such reports write it: a caption row, the years as a second header row, currency
+    # signs, thousands separators and a negative in parentheses.
+    (folder / "debt.csv").write_text(
+        ",Year ended 31 December,\n,2019,2018\nTotal debt,\"$ 4,200\",\"$ 5,300\"\nNet debt,\"3,050\",\"2,436\"\n"
+        "Cash and cash equivalents,\"1,150\",\"2,864\"\nLease liabilities,(120),35\n")
+    with IngestPipeline(settings, progress=False) as pipeline:
+        pipeline.run([folder])
+    with open_table_store(settings) as store:
+        [info] = store.catalog(UNRESTRICTED)
+        source = Source(1, Hit("c1", 1.0, {"doc_id": info.doc_id, "kind": "table"}), "", [])
+        qa = TableAnswerer(store, generator=None)  # the rule needs no model: a model call here would fail
+
+        def computed(question: str) -> str:
+            computation = qa.compute(question, [(source, info)])
+            assert computation.by_rule and computation.ok, (question, computation.error)
+            assert computation.record()["source_rows"], "the row behind the value is shown"
+            return computation.values()
+
+        assert computed("What was the change in total debt between 2018 and 2019?") == "-1,100"
+        assert computed("What was the change in total debt from 2019 to 2018?") == "1,100"  # the order asked
+        assert computed("What was the percentage change in net debt from 2018 to 2019?") == "25.21%"
+        assert computed("What is the average cash and cash equivalents in 2019 and 2018?") == "2,007"
+        assert computed("What was the change in lease liabilities between 2018 and 2019?") == "-155"
+        # Not clearly of the shape: no rule (the model would write the query).
+        for question in ("What was the change in revenue between 2018 and 2019?",  # no row named
+                         "What was the change in total debt between 2017 and 2019?",  # no 2017 column
+                         "What was the change in debt between 2018 and 2019?"):  # total or net debt?
+            assert qa._by_rule(question, [(source, info)]) is None, question
