@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from app.evidence import Source, content_words
@@ -339,15 +339,22 @@ class Checked:
 
 
 def without_unsupported(answer: str, cited_texts: Sequence[str], computed_values: Sequence[str] = (),
-                        question: str = "") -> Checked:
+                        question: str = "", people: Callable[[str], Sequence[str]] | None = None) -> Checked:
     """The answer without its sentences that state a figure no cited source, computed value or the question
-    holds. Each sentence goes whole, with its markers; a list item whose only sentence goes leaves no empty
-    number behind. `has_content` is False when nothing but markers and stopwords is left (the chat abstains)."""
+    holds, and (given `people`, a person finder) its sentences that state a figure about a person no cited source
+    names: "Margaret Okafor's salary is 800 GBP k [1]" citing a budget row that holds 800 but not her is a real
+    figure read as the wrong thing. Each sentence goes whole, with its markers; a list item whose only sentence
+    goes leaves no empty number behind. `has_content` is False when nothing but markers and stopwords is left
+    (the chat abstains)."""
     known = _known_numbers([*cited_texts, *computed_values, question])
+    held = "\n".join([*cited_texts, *computed_values]).lower()
     removed: list[str] = []
 
     def keep(sentence: _Sentence) -> bool:
-        bad = [f for f in answer_numbers(sentence.text) if not any(_supports(f, k) for k in known)]
+        figures = answer_numbers(sentence.text)
+        bad = [f for f in figures if not any(_supports(f, k) for k in known)]
+        if not bad and figures and people is not None:
+            bad = [name for name in people(sentence.text) if not _named_in(name, held)]
         if bad:
             removed.append(_render(sentence, None).strip())
         return not bad
@@ -355,3 +362,10 @@ def without_unsupported(answer: str, cited_texts: Sequence[str], computed_values
     lines = _parse(answer)
     text = _join(lines, None, keep)
     return Checked(text, removed, bool(content_words(_without_markers(text))))
+
+
+def _named_in(name: str, text: str) -> bool:
+    """The person's surname (the last word of the name, possessive cut) stands in the lower-cased text as a word:
+    sources write "M. Okafor" or "Okafor, Margaret" as often as the full name."""
+    words = re.findall(r"[^\W\d_][\w'-]*", re.sub(r"['’]s\b", "", name))
+    return not words or re.search(rf"\b{re.escape(words[-1].lower())}\b", text) is not None

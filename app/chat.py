@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -383,7 +383,7 @@ class ChatPipeline:
                     if s.chat_number_guard:
                         answer_text, cited, mode, notice = self._check_figures(
                             answer_text, sources, cited, computation if computed else None, f"{text}\n{standalone}",
-                            notice)
+                            notice, self._people)
             except GeneratorBusy as exc:
                 answer_text, cited = self.extractive.run(sources, reason=str(exc))
                 mode, notice = "extractive", str(exc)
@@ -421,18 +421,19 @@ class ChatPipeline:
 
     @staticmethod
     def _check_figures(answer_text: str, sources: list[Source], cited: list[int], computation: Computation | None,
-                       question: str, notice: str) -> tuple[str, list[int], Mode, str]:
+                       question: str, notice: str,
+                       people: Callable[[str], list[str]] | None = None) -> tuple[str, list[int], Mode, str]:
         """Drop the sentences that state a figure no cited source, computed table result or the question holds: a
         cited number that no source states is worse than no answer. Abstain when nothing with content is left.
         The streamed text cannot be recalled; the final answer (what the page shows and stores) replaces it."""
         texts = [source_text(src) for src in sources if src.number in cited]
         computed = [computation.as_source(), computation.values()] if computation is not None else []
-        checked = without_unsupported(answer_text, texts, computed, question=question)
+        checked = without_unsupported(answer_text, texts, computed, question=question, people=people)
         if not checked.removed:
             return answer_text, cited, "llm", notice
         if not checked.has_content:
             return ABSTAIN_TEXT, [], "abstained", "the answer stated figures no source holds"
-        left_out = f"left out {len(checked.removed)} sentence(s) stating figures no cited source holds"
+        left_out = f"left out {len(checked.removed)} sentence(s) stating figures their cited sources do not hold"
         return (checked.text, cited_numbers(checked.text, [src.number for src in sources]), "llm",
                 "; ".join(filter(None, [notice, left_out])))
 

@@ -188,18 +188,29 @@ def _stems(text: str) -> set[str]:
     return {stem for stem in word_stems(text) if not stem.isdigit()}
 
 
+# Words an employee uses for the people of a company: "How many people in the staff directory..." asks about the
+# employees table, whose name and columns say "employee". Matched as one word when naming tables only.
+_PEOPLE = {"peopl", "perso", "staff", "emplo", "colle", "worke", "workf", "headc", "membe"}
+
+
+def _identity_stems(text: str) -> set[str]:
+    stems = _stems(text)
+    return stems | {"emplo"} if stems & _PEOPLE else stems
+
+
 def by_identity(question: str, pairs: list[tuple[Source, TableInfo]]) -> list[tuple[Source, TableInfo]]:
     """Tables the question names first (words of its title, file name or column labels: "staff directory" reaches
     employees.csv by "employees"), then retrieval order. The best-ranked chunk is often a row that shares a
     cell with the question ("Toronto" in the budget sheet) while the table asked about is another."""
-    asked = _stems(question)
+    asked = _identity_stems(question)
 
     def named(pair: tuple[Source, TableInfo]) -> int:
         # The table's own name counts twice a column's: "staff" in "Staff costs (GBP k)" must not outweigh
         # "employees" naming employees.csv.
         table = pair[1]
-        title = _stems(f"{table.title} {Path(table.file_name).stem}")
-        return 2 * len(asked & title) + len(asked & _stems(" ".join(c.label for c in table.columns[1:])))
+        title = _identity_stems(f"{table.title} {Path(table.file_name).stem}")
+        columns = _identity_stems(" ".join(c.label for c in table.columns[1:]))
+        return 2 * len(asked & title) + len(asked & columns)
 
     return sorted(pairs, key=named, reverse=True)  # stable: ties keep retrieval order
 

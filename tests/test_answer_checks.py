@@ -78,6 +78,26 @@ def test_sentences_with_invented_figures_are_dropped_whole() -> None:
 
 
 # --- clean_citations ---------------------------------------------------------------------------------------------
+def test_a_real_figure_said_of_a_person_the_source_does_not_name_is_dropped() -> None:
+    from erag.models import load_spacy
+    from erag.settings import Settings
+
+    settings = Settings()
+    nlp = load_spacy(settings.spacy_model, tuple(settings.departments))
+
+    def people(text: str) -> list[str]:
+        return [e.text for e in nlp(text).ents if e.label_ == "PERSON"]
+
+    # Issue 22's employee saw "Margaret Okafor's salary is 800 GBP k [1]" citing a budget row that holds 800.
+    budget_row = "Department: Executive Office | Office: Leeds | Budget owner: Samuel Osei | Staff costs (GBP k): 800"
+    wrong = without_unsupported("Margaret Okafor's salary is 800 GBP k [1].", [budget_row], people=people)
+    assert wrong.removed and not wrong.has_content
+    kept = "Samuel Osei owns a staff cost budget of 800 GBP k [1]. Margaret Okafor leads the company [1]."
+    assert without_unsupported(kept, [budget_row], people=people).removed == []  # named, or no figure stated
+    assert without_unsupported("Ms Okafor's salary is 800 GBP k [1].", [f"{budget_row} (approved by M. Okafor)"],
+                               people=people).removed == []  # the surname is enough
+
+
 def test_issue_22_stray_markers_are_cleaned() -> None:
     raw = "To reset your token, follow these steps: [2]\n1 [1]. Go to the SafeKey portal.\n2. Choose Reset [1]."
     clean = clean_citations(raw, valid=[1, 2])

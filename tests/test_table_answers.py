@@ -114,6 +114,8 @@ def test_the_table_a_question_names_is_queried_before_better_ranked_ones(llm_cha
     ranked = [(None, budget), (None, report), (None, staff)]  # as retrieval ranked the chunks: budget rows first
     chosen = by_identity("How many employees in the staff directory are based in Toronto?", ranked)  # type: ignore
     assert chosen[0][1] is staff
+    chosen = by_identity("How many people in the staff directory are based in Toronto?", ranked)  # type: ignore
+    assert chosen[0][1] is staff  # "people" and "staff" name the employees table, not the budget's staff costs
     chosen = by_identity("In which quarter of 2026 is budgeted total revenue highest?", ranked[::-1])  # type: ignore
     assert chosen[0][1] is budget
     # Nothing in the question names a table: retrieval order stands.
