@@ -240,6 +240,8 @@ def extract_sql(reply: str) -> str:
     if match is None:
         return ""
     sql = text[match.start():].split(";")[0]
+    # Coder models escape a quote inside a string the C way ('J\'Adore'); SQL doubles it ('J''Adore').
+    sql = sql.replace("\\'", "''")
     return _CITATION.sub("", sql).strip()
 
 

@@ -64,6 +64,8 @@ def test_sql_helpers_read_the_models_reply_and_trace_rows() -> None:
     assert extract_sql("```sql\nSELECT count(*) FROM staff WHERE office ILIKE 'Leeds' [1];\n```") == (
         "SELECT count(*) FROM staff WHERE office ILIKE 'Leeds'")
     assert extract_sql("Sorry, the tables do not say.") == ""
+    assert extract_sql("SELECT year FROM albums WHERE title = 'J\\'Adore'") == (
+        "SELECT year FROM albums WHERE title = 'J''Adore'")  # a C-style escaped quote, as SQL writes it
     assert provenance_sql("SELECT count(*) FROM staff WHERE office = 'Leeds'") == (
         "SELECT row_id FROM staff WHERE office = 'Leeds' LIMIT 50")
     assert provenance_sql("SELECT name FROM staff ORDER BY salary DESC LIMIT 1") == (
