@@ -301,7 +301,8 @@ NO_ROWS_HINT = ("the query returned no rows. Check each text value against the r
 # of these kinds).
 _ERROR_HINTS = (
     (re.compile(r"VARCHAR.*(INTEGER|DOUBLE|DECIMAL|BIGINT)|(INTEGER|DOUBLE|DECIMAL|BIGINT).*VARCHAR|"
-                r"No function matches.*VARCHAR", re.I | re.S),
+                r"No function matches.*VARCHAR|Could not convert string .* to (FLOAT|DOUBLE|INT|DECIMAL|BIGINT)",
+                re.I | re.S),
      "That column is text: read its number with TRY_CAST(regexp_extract(col, '-?[0-9][0-9,.]*') AS DOUBLE) "
      "after replace(col, ',', '')."),
     (re.compile(r"date field format|Could not convert string .* to DATE|DATE.*VARCHAR", re.I | re.S),

@@ -76,6 +76,8 @@ def test_sql_helpers_read_the_models_reply_and_trace_rows() -> None:
     # the fixes a small model misses are named with the engine's message; other errors pass through as they are
     assert "TRY_CAST" in error_with_hint("Binder Error: Cannot mix values of type VARCHAR and INTEGER_LITERAL in "
                                          "BETWEEN clause")
+    assert "regexp_extract" in error_with_hint("Conversion Error: Could not convert string '14,505 ft 4421 m' to "
+                                               "FLOAT when casting from source column elevation")
     assert "ISO" in error_with_hint('Conversion Error: invalid date field format: "January 26, 1982"')
     # a count over a filter that matched nothing is not stated as "0": the text answer takes the question
     zero = QueryResult(["n"], [(0,)], False, "", [])
