@@ -9,9 +9,11 @@ Example:
     >>> PeriodQuestion.parse("Who approved the 2019 budget?") is None
     True
     >>> best_row(ask.subject, {3: "Total debt", 4: "Net debt", 5: "Cash and cash equivalents"})
-    4
-    >>> period_sql(ask, "erag_t_1", "y2019", "y2018", row_id=4)
+    (4, 1.0)
+    >>> period_sql(ask, "erag_t_1", ["y2018", "y2019"], row_id=4)
     'SELECT ROUND((y2019 - y2018) * 100.0 / y2018, 2) AS percentage_change FROM erag_t_1 WHERE row_id = 4'
+    >>> PeriodQuestion.parse("What was the average cost of revenues between 2017-2019?").years()
+    ['2017', '2018', '2019']
 
 Why by rule: "What was the change in total debt between 2017 and 2018?" is nearly half of TAT-QA's arithmetic
 questions and the everyday question over an annual report. The 1.5B model writes SQL for it unreliably (a
@@ -34,7 +36,7 @@ Op = Literal["change", "percent", "average"]
 
 _YEAR = re.compile(r"\b((?:19|20)\d\d)\b")
 _YEAR_IN_NAME = re.compile(r"(?<!\d)((?:19|20)\d\d)(?!\d)")  # y2019, fy_2019
-_PERCENT = re.compile(r"\b(percent(age)?|%)\s*(change|increase|decrease|growth|rise|decline)\b|"
+_PERCENT = re.compile(r"(\bpercent(age)?|%)\s*(change|increase|decrease|growth|rise|decline)\b|\bchange\s*\(%\)|"
                       r"\bgrowth rate\b|\brate of (change|growth)\b|\bby what percent(age)?\b", re.I)
 _CHANGE = re.compile(r"\b(change|difference|increase|decrease|variance|movement)\b", re.I)
 _AVERAGE = re.compile(r"\baverage\b", re.I)
@@ -57,6 +59,14 @@ class PeriodQuestion:
     new: str
     subject: frozenset[str]  # word stems naming the row
 
+    def years(self) -> list[str]:
+        """The years whose columns the computation reads: from the old to the new one, and for an average every
+        year between them ("the average ... between 2017-2019" is over three years)."""
+        if self.op == "average":
+            low, high = sorted((int(self.old), int(self.new)))
+            return [str(year) for year in range(low, high + 1)]
+        return [self.old, self.new]
+
     @classmethod
     def parse(cls, question: str) -> PeriodQuestion | None:
         years = list(dict.fromkeys(_YEAR.findall(question)))
@@ -76,9 +86,9 @@ class PeriodQuestion:
         return cls(op, old, new, frozenset(words)) if words else None
 
 
-def best_row(subject: frozenset[str] | set[str], labels: dict[int, str]) -> int | None:
-    """The row whose label the subject names best (Dice overlap of word stems), or None when no label shares a
-    word with it or two different labels score the same."""
+def best_row(subject: frozenset[str] | set[str], labels: dict[int, str]) -> tuple[int, float] | None:
+    """The row whose label the subject names best and its score (Dice overlap of word stems), or None when no
+    label shares half its words with the subject or two different labels score the same."""
     scored: list[tuple[float, int, str]] = []
     for row_id, label in labels.items():
         stems = set(word_stems(label))
@@ -93,7 +103,7 @@ def best_row(subject: frozenset[str] | set[str], labels: dict[int, str]) -> int 
     best = scored[0]
     if best[0] < 0.5 or any(s[0] == best[0] and s[2] != best[2] for s in scored[1:]):
         return None
-    return best[1]
+    return best[1], best[0]
 
 
 def year_column(columns: list[tuple[str, str]], year: str) -> str | None:
@@ -102,12 +112,13 @@ def year_column(columns: list[tuple[str, str]], year: str) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
-def period_sql(ask: PeriodQuestion, table: str, new_column: str, old_column: str, row_id: int) -> str:
-    """The query computing `ask` for one row (quoted names are checked by the sandbox like any other SQL)."""
+def period_sql(ask: PeriodQuestion, table: str, columns: list[str], row_id: int) -> str:
+    """The query computing `ask` for one row: `columns` are the year columns of `ask.years()`, oldest first."""
+    old, new = columns[0], columns[-1]
     if ask.op == "percent":
-        expr, alias = f"ROUND(({new_column} - {old_column}) * 100.0 / {old_column}, 2)", "percentage_change"
+        expr, alias = f"ROUND(({new} - {old}) * 100.0 / {old}, 2)", "percentage_change"
     elif ask.op == "average":
-        expr, alias = f"({new_column} + {old_column}) / 2.0", "average"
+        expr, alias = f"({' + '.join(columns)}) / {float(len(columns))}", "average"
     else:
-        expr, alias = f"{new_column} - {old_column}", "change"
+        expr, alias = f"{new} - {old}", "change"
     return f"SELECT {expr} AS {alias} FROM {table} WHERE row_id = {row_id}"

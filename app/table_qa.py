@@ -529,32 +529,37 @@ class TableAnswerer:
         return computation
 
     def _by_rule(self, question: str, pairs: list[tuple[Source, TableInfo]]) -> Computation | None:
-        """One row compared between two years (app/period_change.py), computed without the model; None when the
-        question or the tables are not clearly of that shape."""
+        """One row compared between years (app/period_change.py), computed without the model over the candidate
+        table whose row label the question names best (ties: retrieval order); None when the question or the
+        tables are not clearly of that shape."""
         ask = PeriodQuestion.parse(question)
         if ask is None:
             return None
+        best: tuple[float, Source, TableInfo, list[str], int] | None = None
         for source, info in pairs:
             numeric = [(c.name, c.label) for c in info.columns[1:] if c.type in ("integer", "number")]
-            new, old = year_column(numeric, ask.new), year_column(numeric, ask.old)
+            columns = [year_column(numeric, year) for year in ask.years()]
             label = next((c.name for c in info.columns[1:] if c.type == "text"), None)
-            if new is None or old is None or label is None or info.row_count > _RULE_MAX_ROWS:
+            if None in columns or label is None or info.row_count > _RULE_MAX_ROWS:
                 continue
             labels = {r.row_id: str(r.texts.get(label, "")) for r in self.tables.rows(info, limit=info.row_count)}
-            row_id = best_row(ask.subject, labels)
-            if row_id is None:
-                continue
-            try:
-                result = self.tables.query(period_sql(ask, info.name, new, old, row_id), [info])
-            except (QueryError, StaleTableError):
-                continue
-            computation = Computation(question, result.sql, result, [info], source, attempts=0, by_rule=True,
-                                      unit="%" if ask.op == "percent" else None)
-            if computation.ok:
-                computation.rows = self.tables.rows(info, limit=1, row_ids=[row_id])
-                computation.source = self._cited_source(computation, [(source, info)])
-                return computation
-        return None
+            found = best_row(ask.subject, labels)
+            if found is not None and (best is None or found[1] > best[0]):
+                best = (found[1], source, info, [c for c in columns if c], found[0])
+        if best is None:
+            return None
+        _, source, info, columns, row_id = best
+        try:
+            result = self.tables.query(period_sql(ask, info.name, columns, row_id), [info])
+        except (QueryError, StaleTableError):
+            return None
+        computation = Computation(question, result.sql, result, [info], source, attempts=0, by_rule=True,
+                                  unit="%" if ask.op == "percent" else None)
+        if not computation.ok:
+            return None
+        computation.rows = self.tables.rows(info, limit=1, row_ids=[row_id])
+        computation.source = self._cited_source(computation, [(source, info)])
+        return computation
 
     def _source_rows(self, computation: Computation) -> list[TableRow]:
         """The source rows the result came from (see `provenance_sql`); none when that is not well defined."""
