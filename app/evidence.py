@@ -128,6 +128,21 @@ class Source:
         return "; ".join(f"{c}: {v}" for c, v in zip(columns, unit.row, strict=False) if v)
 
 
+def _whole_lines(text: str) -> list[str]:
+    """The text's lines, a line that opens a bracket it does not close joined to the next: HTML and PDF text wrap
+    inside "(internal extension\n4357)", and a unit cut there shows the model a number torn from its sentence."""
+    lines: list[str] = []
+    pending = ""
+    for line in text.splitlines():
+        pending = f"{pending} {line.strip()}" if pending else line
+        if pending.count("(") <= pending.count(")") or len(pending) > _MAX_UNIT_CHARS:
+            lines.append(pending)
+            pending = ""
+    if pending:
+        lines.append(pending)
+    return lines
+
+
 def split_units(hit: Hit) -> tuple[str, list[Unit]]:
     """The chunk's header (breadcrumb, or table caption and header row) and its sentences or rows."""
     text = hit.text
@@ -145,7 +160,7 @@ def split_units(hit: Hit) -> tuple[str, list[Unit]]:
             header, text = first, rest
     units: list[Unit] = []
     # Lines first: list items and table-like lines are units of their own even without a full stop.
-    for line in text.splitlines():
+    for line in _whole_lines(text):
         line = _BULLET.sub("", line).strip()
         if not line:
             continue

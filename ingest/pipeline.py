@@ -590,7 +590,8 @@ class IngestPipeline:
         if size > self.loader.max_bytes:  # checked before hashing: never read a huge file whole
             self.loader.run(real)  # raises the size error with its message
         doc_id = str(real)
-        version = self._version(real.read_bytes(), meta)
+        loader = self.loader.output_version(real)
+        version = self._version(real.read_bytes(), {**meta, "loader": loader} if loader > 1 else meta)
         state = self.sink.state(doc_id, version)
         if state in ("unchanged", "repaired"):
             return FileResult(str(path), state)

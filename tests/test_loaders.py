@@ -46,6 +46,18 @@ def test_html_drops_navigation_and_scripts_and_tracks_heading_levels(corpus: Pat
     assert table.frame.shape == (2, 2)
 
 
+def test_html_line_wraps_read_as_a_browser_shows_them(tmp_path: Path) -> None:
+    from .conftest import DATA
+
+    doc = loader.run(DATA / "it" / "it_handbook.html")  # the sample handbook wraps "(internal extension\n4357)"
+    stolen = next(b.text for b in doc.blocks if isinstance(b, TextBlock) and "Phone lost, stolen" in b.text)
+    assert "+44 113 496 0123 (internal extension 4357)." in stolen and "\n" not in stolen
+    page = tmp_path / "code.html"
+    page.write_text("<html><body><p>Run:</p><pre>erag ingest data/\nerag serve</pre></body></html>")
+    assert any("erag ingest data/\nerag serve" in t for t in texts(loader.run(page)))  # <pre> keeps its lines
+    assert FileLoader.output_version(page) == 2 and FileLoader.output_version(tmp_path / "a.md") == 1
+
+
 def test_docx_headings_and_word_tables(corpus: Path) -> None:
     doc = loader.run(corpus / "handbook.docx")
     hours = next(b for b in doc.blocks if isinstance(b, TextBlock) and "Core working hours" in b.text)

@@ -24,7 +24,7 @@ from ingest.loaders.errors import LoadError
 from ingest.loaders.html_loader import load_html
 from ingest.loaders.markdown_loader import load_markdown
 from ingest.loaders.pdf_loader import load_pdf
-from ingest.loaders.sniff import SUPPORTED_SUFFIXES, detect_type
+from ingest.loaders.sniff import BINARY_TYPES, SUPPORTED_SUFFIXES, TEXT_TYPES, detect_type
 from ingest.loaders.table_loader import load_csv, load_xlsx
 from ingest.loaders.text_loader import load_text
 from ingest.loaders.zip_guard import ZIP_TYPES, check_zip
@@ -43,6 +43,9 @@ _LOADERS: dict[str, Callable[[Path, str], LoadedDocument]] = {
     "csv": load_csv,
     "xlsx": load_xlsx,
 }
+# Raised when a loader's output for the same bytes changes, so an upgrade re-ingests those files (and only
+# those): html 2 reads wrapped lines as a browser shows them.
+LOADER_VERSIONS = {"html": 2}
 _MB = 1024 * 1024
 _COUNT_SLICE = 65_536  # table cells counted between two checks of the text limit
 _MAX_MESSAGE = 300  # characters of a LoadError message: parser errors may quote whole lines of the file
@@ -90,6 +93,12 @@ class FileLoader:
             raise LoadError(_one_line(str(exc))) from exc
         except Exception as exc:  # a parser's own error on a malformed file: this file fails, never the batch
             raise LoadError(_one_line(f"cannot parse this file ({type(exc).__name__}: {exc})")) from exc
+
+    @staticmethod
+    def output_version(path: Path) -> int:
+        """The version of what this file's loader makes of it (part of the document version)."""
+        kind = TEXT_TYPES.get(path.suffix.lower()) or BINARY_TYPES.get(path.suffix.lower())
+        return LOADER_VERSIONS.get(kind or "", 1)
 
     def _load(self, path: Path, doc_id: str | None) -> LoadedDocument:
         if not path.is_file():

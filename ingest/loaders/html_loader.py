@@ -88,7 +88,9 @@ def _blocks_and_texts(body: Tag) -> tuple[list[Tag], dict[int, list[str]]]:
                 texts[id(node)] = []
             state[id(node)] = (owner, in_table or node.name == "table", in_item or node.name == "li")
         elif type(node) in _TEXT_TYPES and parent_state[0] is not None:
-            piece = node.strip()
+            # HTML wraps lines anywhere ("... (internal extension\n4357)."); a browser shows one space, and so do we:
+            # a line break kept here becomes a sentence break the chat would tear a phone number from its text.
+            piece = node.strip() if parent_state[0].name == "pre" else " ".join(node.split())
             if piece:
                 texts[id(parent_state[0])].append(piece)
     return blocks, texts
