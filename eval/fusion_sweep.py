@@ -3,15 +3,18 @@
 Run (the collect step embeds queries, so it waits its turn on the shared lock; the sweep reads only JSON):
     flock /tmp/erag-heavy.lock .venv/bin/python -m eval.fusion_sweep collect ../shared/datasets/tatqa_dev
     flock /tmp/erag-heavy.lock .venv/bin/python -m eval.fusion_sweep collect ../shared/datasets/scifact --split train
-    .venv/bin/python -m eval.fusion_sweep sweep /tmp/fusion/*.json --out docs/eval/fusion
+    .venv/bin/python -m eval.fusion_sweep sweep /tmp/fusion/{tatqa_dev,docugami_sec10q,scifact}.json \
+        --check /tmp/fusion/wtq_dev.json --out docs/eval/fusion
 
 `collect` searches every judged query once through the product's own path (`Retriever.run` on the dataset's
 cached eval collection, the query embedded once and handed to each search) and stores the dense ranking
 (binary codes rescored, as the product searches), the BM25 ranking and, for checking the simulation, the
-engine's own fused rankings at a few weights. `sweep` fuses the stored lists with the product's
-`reciprocal_rank_fusion` under many weight policies, scores documents as `erag eval` does (best chunk of the
-top 30 fused chunks, ranx nDCG@10), chooses each policy family's best on a seeded half of every set's queries
-and reports it on the other half, with bootstrap intervals and paired randomization tests against 1:1.
+engine's own fused rankings at a few weights. `sweep` fuses the stored lists under many weight policies as the
+engine's weighted RRF does (`engine_order`: at 1:1 the product's `reciprocal_rank_fusion` exactly, at other
+weights not; `--fusion product` uses that function instead), scores documents as `erag eval` does (best chunk
+of the top 30 fused chunks, ranx nDCG@10), chooses each policy family's best on a seeded half of every set's
+queries and reports it on the other half, with bootstrap intervals and paired randomization tests against 1:1.
+Sets given with `--check` take no part in choosing and are reported whole (a corpus the policy never saw).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from eval.datasets import EvalDataset
 from eval.indexes import DatasetIndexes
 from eval.metrics import bootstrap_ci, paired_test, per_query, rank_units
 from eval.run import DEPTH, SEED, EvalRun, break_ties
-from retrieval.searcher import reciprocal_rank_fusion
+from retrieval.searcher import clean_query, reciprocal_rank_fusion
 
 CACHE_DIR = Path("/tmp/fusion")
 LIST_DEPTH = 100  # each retriever's ranking as stored: deeper than the product's 50 candidates, for features
@@ -55,12 +58,16 @@ class _StoredVector:
         self.vectors: dict[str, np.ndarray] = {}
 
     def embed(self, text: str) -> np.ndarray:
-        # One query at a time, as the product embeds it (a batch pads, which can move the int8 vector a little).
-        self.vectors = {text: self.embedder.run_queries([text])[0]}
-        return self.vectors[text]
+        # The text the searcher embeds (whitespace collapsed), one query at a time as the product embeds it:
+        # a batch pads, which can move the int8 vector a little.
+        cleaned = clean_query(text)
+        self.vectors = {cleaned: self.embedder.run_queries([cleaned])[0]}
+        return self.vectors[cleaned]
 
     def run_queries(self, texts: Sequence[str]) -> np.ndarray:
         return np.stack([self.vectors[t] for t in texts])
+
+    run = run_queries  # the searcher looks `run` up as the fallback even when `run_queries` exists
 
 
 def _rows(hits: list[Hit], chunks: dict[str, str]) -> list[list[Any]]:
@@ -151,24 +158,47 @@ def _weight_key(weights: tuple[float, float]) -> str:
 
 
 # --- simulate ----------------------------------------------------------------------------------------------
-# Dense:BM25 weight ratios the sweep can choose from. RRF orders by sum(w / (k + rank)), so only the ratio of
-# the two weights matters; log-spaced because 0.5 and 2 are equally far from 1:1. 0 is BM25 with dense only
-# breaking ties (and adding its own candidates below BM25's), inf is dense with BM25 breaking ties.
-RATIOS = [0.0, *[2.0 ** (e / 4) for e in range(-20, 13)], math.inf]
-BASE = RATIOS.index(1.0)
+def _family() -> list[tuple[float, float]]:
+    """The (dense, BM25) weight pairs a per-query policy chooses from: one weight at 1, the other stepped by
+    2^(1/4) down to 2^-5, plus each retriever alone. Log-spaced because halving either side is the same size of
+    move; the larger weight stays 1 because the engine's weighted RRF is not scale-free (see `engine_order`)."""
+    steps = [2.0 ** (-e / 4) for e in range(20, 0, -1)]  # 2^-5 ... 2^-0.25
+    return [(0.0, 1.0), *[(s, 1.0) for s in steps], (1.0, 1.0), *[(1.0, s) for s in reversed(steps[8:])], (1.0, 0.0)]
+
+
+FAMILY = _family()
+# Fixed pairs beyond the family: both weights above or below 1 act as a different k (see `engine_order`).
+GRID = [(d, b) for d in (0.0, 0.25, 0.5, 1.0, 2.0, 4.0) for b in (0.0, 0.25, 0.5, 1.0, 2.0, 4.0) if d or b]
+WEIGHTS = FAMILY + [w for w in GRID if w not in FAMILY]
+BASE = WEIGHTS.index((1.0, 1.0))
 SPLIT_SEED = SEED
 
 
-def weights_of(ratio: float) -> tuple[float, float]:
-    """The (dense, BM25) weights of a dense:BM25 ratio, both at most 1 as `ERAG_RRF_WEIGHTS` would hold them."""
-    if math.isinf(ratio):
-        return (1.0, 0.0)
-    return (ratio, 1.0) if ratio <= 1 else (1.0, 1.0 / ratio)
+def engine_order(dense: Sequence[str], bm25: Sequence[str], weights: tuple[float, float], k: int) -> list[str]:
+    """Chunk ids as the engine's weighted RRF orders them, ties by point id as `erag eval` reads them.
+
+    Qdrant scores position p (0-based) of a list with weight w as 1 / ((p + 1) / w + k - 1), in float32, and
+    gives 0 to every point of a list weighted 0 (lib/segment/src/common/reciprocal_rank_fusion.rs). A weight
+    stretches the ranks rather than scaling the contribution: at w = 1 this is the product's
+    `reciprocal_rank_fusion` exactly, at any other weight it is not (that function gives w / (k + p)), and
+    (2, 2) is not (1, 1) but 1:1 with k = 2k - 1. HybridQuery(rrf_weights=...) is fused by the engine in every
+    search mode but binary_f8, so this is what a per-query weight would do in the product."""
+    ids = sorted(set(dense) | set(bm25))
+    where = {c: i for i, c in enumerate(ids)}
+    score = np.zeros(len(ids), dtype=np.float32)
+    for ranking, w in ((dense, weights[0]), (bm25, weights[1])):
+        if w <= 0 or not ranking:
+            continue
+        pos = np.arange(len(ranking), dtype=np.float32)
+        part = np.float32(1.0) / ((pos + np.float32(1.0)) / np.float32(w) + np.float32(k) - np.float32(1.0))
+        score[[where[c] for c in ranking]] += part.astype(np.float32)
+    order = np.lexsort((np.arange(len(ids)), -score))  # score first, then point id (ids are sorted)
+    return [ids[i] for i in order]
 
 
 @dataclass
 class SetRuns:
-    """One dataset's stored rankings, gold and the per-query nDCG@10 of every ratio in RATIOS."""
+    """One dataset's stored rankings, gold and the per-query nDCG@10 of every weight pair in WEIGHTS."""
 
     name: str
     split: str
@@ -180,18 +210,26 @@ class SetRuns:
     rrf_k: int
     dense_candidates: int
     sparse_candidates: int
-    ndcg: np.ndarray | None = None  # queries x RATIOS
+    ndcg: np.ndarray | None = None  # queries x WEIGHTS
     dev: np.ndarray | None = None  # True where the query is in the half policies are chosen on
 
-    def fused(self, qid: str, weights: tuple[float, float]) -> list[str]:
-        """Document ids of the top DEPTH fused chunks, as `erag eval` reads the product's hybrid ranking: the
-        product's 50 + 50 candidates, RRF with its k and `reciprocal_rank_fusion`, ties by point id."""
+    def candidates(self, qid: str) -> tuple[list[str], list[str]]:
+        """The product's candidates: 50 dense neighbours (searched at that limit) and BM25's first 50."""
         row = self.rows[qid]
-        dense = [Hit(id=c, score=s, payload={"doc_id": self.chunks[c]})
-                 for c, s in row["dense50"][: self.dense_candidates]]
-        bm25 = [Hit(id=c, score=s, payload={"doc_id": self.chunks[c]})
-                for c, s in row["bm25"][: self.sparse_candidates]]
-        hits = reciprocal_rank_fusion([dense, bm25], self.rrf_k, weights)[:DEPTH]
+        return ([c for c, _ in row["dense50"][: self.dense_candidates]],
+                [c for c, _ in row["bm25"][: self.sparse_candidates]])
+
+    def fused(self, qid: str, weights: tuple[float, float]) -> list[str]:
+        """Document ids of the top DEPTH chunks the engine's fusion would return, ties by point id."""
+        dense, bm25 = self.candidates(qid)
+        return [self.chunks[c] for c in engine_order(dense, bm25, weights, self.rrf_k)[:DEPTH]]
+
+    def fused_product(self, qid: str, weights: tuple[float, float]) -> list[str]:
+        """The same through the product's in-process `reciprocal_rank_fusion` (the binary_f8 path), to check the
+        simulation at 1:1 against the function the brief names, and to measure how it departs at other weights."""
+        dense, bm25 = self.candidates(qid)
+        hits = reciprocal_rank_fusion([[Hit(id=c, score=0.0, payload={"doc_id": self.chunks[c]}) for c in ranking]
+                                       for ranking in (dense, bm25)], self.rrf_k, weights)[:DEPTH]
         return [h.doc_id for h in break_ties(hits)]
 
     def score(self, ranked_docs: dict[str, list[str]]) -> np.ndarray:
@@ -205,12 +243,14 @@ class SetRuns:
         return self.score({q: [self.chunks[c] for c, _ in self.rows[q]["engine"].get(key, [])] for q in self.qids})
 
     def single(self, name: str) -> np.ndarray:
-        """nDCG@10 of one retriever alone (its top DEPTH chunks), for reference."""
+        """nDCG@10 of one stored ranking alone (its top DEPTH chunks), for reference."""
         return self.score({q: [self.chunks[c] for c, _ in self.rows[q][name][:DEPTH]] for q in self.qids})
 
 
-def load_set(path: Path) -> SetRuns:
-    """A stored collection run with its dataset's gold (the corpus is read for the gold unit, not embedded)."""
+def load_set(path: Path, fusion: str = "engine") -> SetRuns:
+    """A stored collection run with its dataset's gold (the corpus is read for the gold unit, not embedded).
+    `fusion`: score the weight pairs as the engine fuses them (the product's default path) or as the product's
+    in-process `reciprocal_rank_fusion` does (binary_f8; the textbook weighted RRF, w / (k + rank))."""
     data = json.loads(Path(path).read_text())
     s = data["settings"]
     dataset = EvalDataset(Path(data["root"]), data["split"])
@@ -219,7 +259,8 @@ def load_set(path: Path) -> SetRuns:
     runs = SetRuns(data["dataset"], data["split"], qids, data["queries"], data["chunks"],
                    {q: qrels[q] for q in qids}, dataset.gold_unit, s["rrf_k"], s["dense_candidates"],
                    s["sparse_candidates"])
-    runs.ndcg = np.stack([runs.score({q: runs.fused(q, weights_of(r)) for q in qids}) for r in RATIOS], axis=1)
+    fuse = runs.fused if fusion == "engine" else runs.fused_product
+    runs.ndcg = np.stack([runs.score({q: fuse(q, w) for q in qids}) for w in WEIGHTS], axis=1)
     # Half of the queries by a seeded hash of their id: the same split on every run and machine, independent
     # of the order queries are stored in, and never correlated with what the query asks.
     runs.dev = np.array([int(hashlib.sha256(f"{SPLIT_SEED}:{runs.name}:{q}".encode()).hexdigest(), 16) % 2 == 0
@@ -287,17 +328,21 @@ def features(runs: SetRuns) -> tuple[list[str], np.ndarray]:
 # --- policies ------------------------------------------------------------------------------------------------
 @dataclass
 class Policy:
-    """A rule giving each query an index into RATIOS, from the features of that query."""
+    """A rule giving each query an index into WEIGHTS, from the features of that query."""
 
     family: str
     name: str
     rule: str  # the rule in words, with its parameters
-    choose: Callable[[np.ndarray], np.ndarray]  # features (queries x F) -> ratio index per query
+    choose: Callable[[np.ndarray], np.ndarray]  # features (queries x F) -> weight-pair index per query
     params: dict[str, Any]
 
 
-def _threshold_mask(x: np.ndarray, direction: str, t: float) -> np.ndarray:
+def _past(x: np.ndarray, direction: str, t: float) -> np.ndarray:
     return x > t if direction == ">" else x < t
+
+
+def fmt(w: tuple[float, float]) -> str:
+    return f"{w[0]:.3g}:{w[1]:.3g}"
 
 
 class Sweep:
@@ -312,6 +357,8 @@ class Sweep:
             self.names, x = features(runs)
             self.features.append(x)
         pooled = np.concatenate([x[r.dev] for x, r in zip(self.features, sets, strict=True)])
+        # Thresholds at the pooled dev queries' 5th, 10th, ... 95th percentiles: a rule must reroute at least a
+        # twentieth of them to count, and no threshold is fitted to one set's values.
         self.quantiles = {n: np.unique(np.quantile(pooled[:, i], np.linspace(0.05, 0.95, 19)))
                           for i, n in enumerate(self.names)}
 
@@ -331,129 +378,109 @@ class Sweep:
         any set more than `guard` on its dev half is out: the product must not buy tables with prose."""
         return float(np.mean(deltas)) if min(deltas) >= -self.guard else -math.inf
 
-    def column(self, name: str) -> int:
-        return self.names.index(name)
-
-    # Each family returns its best policy on the dev halves (and how many it tried, to say how hard it looked).
+    # Each family returns its best policy on the dev halves and how many candidates it tried.
     def fixed(self) -> tuple[Policy, int]:
-        best = max(range(len(RATIOS)), key=lambda i: self.objective(self.deltas(lambda x, i=i: np.full(len(x), i))))
-        r = RATIOS[best]
-        return Policy("fixed", f"fixed {_fmt_ratio(r)}", f"every query: dense:BM25 = {_fmt_ratio(r)}",
-                      lambda x: np.full(len(x), best), {"ratio": r}), len(RATIOS)
+        best = max(range(len(WEIGHTS)), key=lambda i: self.objective(self.deltas(lambda x, i=i: np.full(len(x), i))))
+        w = WEIGHTS[best]
+        return Policy("fixed", f"fixed {fmt(w)}", f"every query: dense:BM25 weights {fmt(w)}",
+                      lambda x: np.full(len(x), best), {"weights": w}), len(WEIGHTS)
 
-    def threshold(self, lows: Sequence[int]) -> tuple[Policy, int]:
-        """One feature against a threshold: queries past it get ratio RATIOS[low], the rest stay 1:1."""
-        best, best_obj, tried = None, -math.inf, 0
-        for f, name in enumerate(self.names):
-            for t in self.quantiles[name]:
-                for direction in (">", "<"):
-                    for low in lows:
-                        tried += 1
-                        def choose(x, f=f, t=t, direction=direction, low=low):
-                            return np.where(_threshold_mask(x[:, f], direction, t), low, BASE)
-                        obj = self.objective(self.deltas(choose))
-                        if obj > best_obj:
-                            best_obj, best = obj, (name, f, float(t), direction, low, choose)
-        assert best is not None
-        name, _, t, direction, low, choose = best
-        r = RATIOS[low]
-        return Policy("threshold", f"{name} {direction} {t:.3g} -> {_fmt_ratio(r)}",
-                      f"if {name} {direction} {t:.4g}: dense:BM25 = {_fmt_ratio(r)}, else 1:1", choose,
-                      {"feature": name, "direction": direction, "threshold": t, "ratio": r}), tried
+    def _single(self, f: int, t: float, direction: str, target: int) -> Callable[[np.ndarray], np.ndarray]:
+        return lambda x: np.where(_past(x[:, f], direction, t), target, BASE)
 
-    def two_thresholds(self, lows: Sequence[int], top: int = 6) -> tuple[Policy, int]:
+    def threshold(self, targets: Sequence[int]) -> tuple[Policy, int]:
+        """One feature against a threshold: queries past it get WEIGHTS[target], the rest stay 1:1."""
+        tried = [(f, float(t), d, target) for f, name in enumerate(self.names) for t in self.quantiles[name]
+                 for d in (">", "<") for target in targets]
+        scored = [(self.objective(self.deltas(self._single(*c))), i) for i, c in enumerate(tried)]
+        f, t, d, target = tried[max(scored)[1]]
+        name, w = self.names[f], WEIGHTS[target]
+        return Policy("threshold", f"{name} {d} {t:.3g} -> {fmt(w)}",
+                      f"if {name} {d} {t:.4g}: dense:BM25 weights {fmt(w)}, else 1:1", self._single(f, t, d, target),
+                      {"feature": name, "direction": d, "threshold": t, "weights": w}), len(tried)
+
+    def two_thresholds(self, targets: Sequence[int], top: int = 6) -> tuple[Policy, int]:
         """Two features, both past their thresholds (AND), among the `top` features of the one-feature search
-        (deciles only): wider searches find rules that fit the dev half's noise."""
-        singles = []
+        (every other percentile step): wider searches only find rules that fit the dev half's noise."""
+        best_single = {}
         for f, name in enumerate(self.names):
-            score = max(self.objective(self.deltas(
-                lambda x, f=f, t=t, d=d, low=low: np.where(_threshold_mask(x[:, f], d, t), low, BASE)))
-                for t in self.quantiles[name] for d in (">", "<") for low in lows)
-            singles.append((score, f))
-        chosen = [f for _, f in sorted(singles, reverse=True)[:top]]
-        best, best_obj, tried = None, -math.inf, 0
+            best_single[f] = max(self.objective(self.deltas(self._single(f, float(t), d, target)))
+                                 for t in self.quantiles[name] for d in (">", "<") for target in targets)
+        chosen = sorted(best_single, key=lambda f: -best_single[f])[:top]
+        tried = []
         for f1, f2 in itertools.combinations(chosen, 2):
-            q1 = self.quantiles[self.names[f1]][1::2]
-            q2 = self.quantiles[self.names[f2]][1::2]
-            for t1, t2, d1, d2, low in itertools.product(q1, q2, (">", "<"), (">", "<"), lows):
-                tried += 1
-                def choose(x, f1=f1, f2=f2, t1=t1, t2=t2, d1=d1, d2=d2, low=low):
-                    mask = _threshold_mask(x[:, f1], d1, t1) & _threshold_mask(x[:, f2], d2, t2)
-                    return np.where(mask, low, BASE)
-                obj = self.objective(self.deltas(choose))
-                if obj > best_obj:
-                    best_obj, best = obj, (f1, f2, float(t1), float(t2), d1, d2, low, choose)
-        assert best is not None
-        f1, f2, t1, t2, d1, d2, low, choose = best
-        n1, n2, r = self.names[f1], self.names[f2], RATIOS[low]
-        return Policy("two-thresholds", f"{n1} {d1} {t1:.3g} & {n2} {d2} {t2:.3g} -> {_fmt_ratio(r)}",
-                      f"if {n1} {d1} {t1:.4g} and {n2} {d2} {t2:.4g}: dense:BM25 = {_fmt_ratio(r)}, else 1:1",
-                      choose, {"features": [n1, n2], "directions": [d1, d2], "thresholds": [t1, t2],
-                               "ratio": r}), tried
+            q1, q2 = self.quantiles[self.names[f1]][1::2], self.quantiles[self.names[f2]][1::2]
+            tried += [(f1, f2, float(t1), float(t2), d1, d2, target)
+                      for t1, t2, d1, d2, target in itertools.product(q1, q2, (">", "<"), (">", "<"), targets)]
 
-    def logistic(self, lows: Sequence[int], sizes: Sequence[int] = (2, 3)) -> tuple[Policy, int]:
+        def rule(f1: int, f2: int, t1: float, t2: float, d1: str, d2: str,
+                 target: int) -> Callable[[np.ndarray], np.ndarray]:
+            return lambda x: np.where(_past(x[:, f1], d1, t1) & _past(x[:, f2], d2, t2), target, BASE)
+
+        scored = [(self.objective(self.deltas(rule(*c))), i) for i, c in enumerate(tried)]
+        f1, f2, t1, t2, d1, d2, target = tried[max(scored)[1]]
+        n1, n2, w = self.names[f1], self.names[f2], WEIGHTS[target]
+        return Policy("two-thresholds", f"{n1} {d1} {t1:.3g} & {n2} {d2} {t2:.3g} -> {fmt(w)}",
+                      f"if {n1} {d1} {t1:.4g} and {n2} {d2} {t2:.4g}: dense:BM25 weights {fmt(w)}, else 1:1",
+                      rule(f1, f2, t1, t2, d1, d2, target),
+                      {"features": [n1, n2], "directions": [d1, d2], "thresholds": [t1, t2], "weights": w}), len(tried)
+
+    def logistic(self, targets: Sequence[int], sizes: Sequence[int] = (2, 3)) -> tuple[Policy, int]:
         """A logistic score over 2-3 standardized features, fitted on the dev halves to predict whether a
-        query does better at RATIOS[low] than at 1:1 (weighted by how much better, each set weighing the same);
-        queries scoring above a cut chosen on the dev halves get RATIOS[low]."""
+        query does better at WEIGHTS[target] than at 1:1 (weighted by how much better, each set weighing the
+        same); queries scoring above a cut chosen on the dev halves get WEIGHTS[target]."""
         from sklearn.linear_model import LogisticRegression
 
-        xs = [x[r.dev] for x, r in zip(self.features, self.sets, strict=True)]
-        pooled = np.concatenate(xs)
+        pooled = np.concatenate([x[r.dev] for x, r in zip(self.features, self.sets, strict=True)])
         mean, std = pooled.mean(axis=0), pooled.std(axis=0) + 1e-9
-        best, best_obj, tried = None, -math.inf, 0
-        for low in lows:
-            gains = [r.ndcg[r.dev][:, low] - r.ndcg[r.dev][:, BASE] for r in self.sets]  # type: ignore[index]
+        candidates = []
+        for target in targets:
+            gains = [r.ndcg[r.dev][:, target] - r.ndcg[r.dev][:, BASE] for r in self.sets]  # type: ignore[index]
             y = np.concatenate([g > 0 for g in gains])
             w = np.concatenate([np.abs(g) / max(np.abs(g).sum(), 1e-9) for g in gains])
-            fit_rows = w > 0  # ties teach nothing about which weight to use
-            if len(set(y[fit_rows])) < 2:
+            fit = w > 0  # ties teach nothing about which weight to use
+            if len(set(y[fit])) < 2:
                 continue
             for size in sizes:
                 for cols in itertools.combinations(range(len(self.names)), size):
-                    z = (pooled[:, cols] - mean[list(cols)]) / std[list(cols)]
-                    model = LogisticRegression(C=1.0).fit(z[fit_rows], y[fit_rows], sample_weight=w[fit_rows])
-                    coef, intercept = model.coef_[0].copy(), float(model.intercept_[0])
+                    c = list(cols)
+                    model = LogisticRegression(C=1.0).fit((pooled[fit][:, c] - mean[c]) / std[c], y[fit],
+                                                          sample_weight=w[fit])
                     for cut in (0.3, 0.4, 0.5, 0.6, 0.7):
-                        tried += 1
-                        def choose(x, cols=cols, coef=coef, intercept=intercept, cut=cut, low=low):
-                            zz = (x[:, cols] - mean[list(cols)]) / std[list(cols)]
-                            p = 1 / (1 + np.exp(-(zz @ coef + intercept)))
-                            return np.where(p > cut, low, BASE)
-                        obj = self.objective(self.deltas(choose))
-                        if obj > best_obj:
-                            best_obj, best = obj, (cols, coef, intercept, cut, low, choose)
-        assert best is not None
-        cols, coef, intercept, cut, low, choose = best
-        names = [self.names[c] for c in cols]
-        # The same score on raw features: a + sum(b_i * x_i), with the standardization folded in.
-        raw = coef / std[list(cols)]
-        raw_intercept = intercept - float(np.sum(coef * mean[list(cols)] / std[list(cols)]))
+                        candidates.append((c, model.coef_[0].copy(), float(model.intercept_[0]), cut, target))
+
+        def rule(c: list[int], coef: np.ndarray, intercept: float, cut: float,
+                 target: int) -> Callable[[np.ndarray], np.ndarray]:
+            def choose(x: np.ndarray) -> np.ndarray:
+                p = 1 / (1 + np.exp(-(((x[:, c] - mean[c]) / std[c]) @ coef + intercept)))
+                return np.where(p > cut, target, BASE)
+            return choose
+
+        scored = [(self.objective(self.deltas(rule(*cand))), i) for i, cand in enumerate(candidates)]
+        c, coef, intercept, cut, target = candidates[max(scored)[1]]
+        names = [self.names[i] for i in c]
+        # The same score on raw feature values: a + sum(b_i * x_i), the standardization folded in.
+        raw = coef / std[c]
+        raw_intercept = intercept - float(np.sum(coef * mean[c] / std[c]))
         terms = " ".join(f"{b:+.4g}*{n}" for b, n in zip(raw, names, strict=True))
-        r = RATIOS[low]
-        return Policy("logistic", f"logistic({', '.join(names)}) > {cut:g} -> {_fmt_ratio(r)}",
-                      f"p = sigmoid({raw_intercept:.4g} {terms}); if p > {cut:g}: dense:BM25 = {_fmt_ratio(r)}, "
-                      "else 1:1", choose,
+        w = WEIGHTS[target]
+        return Policy("logistic", f"logistic({', '.join(names)}) > {cut:g} -> {fmt(w)}",
+                      f"p = sigmoid({raw_intercept:.4g} {terms}); if p > {cut:g}: dense:BM25 weights {fmt(w)}, "
+                      "else 1:1", rule(c, coef, intercept, cut, target),
                       {"features": names, "coef_raw": raw.tolist(), "intercept_raw": raw_intercept,
                        "coef_standardized": coef.tolist(), "intercept_standardized": intercept,
-                       "mean": mean[list(cols)].tolist(), "std": std[list(cols)].tolist(), "cut": cut,
-                       "ratio": r}), tried
-
-
-def _fmt_ratio(r: float) -> str:
-    if math.isinf(r):
-        return "1:0"
-    if r == 0:
-        return "0:1"
-    return f"{r:.3g}:1" if r <= 1 else f"1:{1 / r:.3g}"
-
+                       "mean": mean[c].tolist(), "std": std[c].tolist(), "cut": cut, "weights": w}), len(candidates)
 
 
 # --- report --------------------------------------------------------------------------------------------------
-PUBLISHED = {  # nDCG@10 of `erag eval --config hybrid` / `bm25` in docs/eval (README "Results")
-    "tatqa_dev": {"hybrid": 0.5306, "bm25": 0.5860},
-    "docugami_sec10q": {"hybrid": 0.7658, "bm25": 0.5297},
+# nDCG@10 of `erag eval --config hybrid` / `bm25` on the current caches (docs/eval/embedders/*-mpnet for
+# tatqa_dev and docugami, re-ingested on 2026-11-29; docs/eval/scifact-train for scifact).
+PUBLISHED = {
+    "tatqa_dev": {"hybrid": 0.535, "bm25": 0.589},
+    "docugami_sec10q": {"hybrid": 0.764, "bm25": 0.515},
     "scifact": {"hybrid": 0.7095, "bm25": 0.6949},
 }
+GENERATED = "<!-- generated by eval/fusion_sweep.py below this line -->"
 
 
 def _half_stats(values: np.ndarray, base: np.ndarray, changed: np.ndarray | None) -> dict[str, Any]:
@@ -470,7 +497,7 @@ def _half_stats(values: np.ndarray, base: np.ndarray, changed: np.ndarray | None
 
 def evaluate(sweep: Sweep, choose: Callable[[np.ndarray], np.ndarray] | None = None,
              fixed_scores: Callable[[SetRuns], np.ndarray] | None = None) -> dict[str, dict[str, Any]]:
-    """Dev- and test-half numbers of a policy (or of a fixed per-query score list) on every set."""
+    """Dev- and test-half numbers of a policy (or of given per-query scores) on every set, against 1:1."""
     out: dict[str, dict[str, Any]] = {}
     for runs, x in zip(sweep.sets, sweep.features, strict=True):
         assert runs.ndcg is not None and runs.dev is not None
@@ -487,79 +514,120 @@ def evaluate(sweep: Sweep, choose: Callable[[np.ndarray], np.ndarray] | None = N
 
 
 def reproduction(runs: SetRuns) -> dict[str, Any]:
-    """The simulated 1:1 fusion against the engine's own fused ranking and the published run, whole set."""
+    """The simulations against the engine's own fused rankings and the published runs, whole set."""
     assert runs.ndcg is not None
     out: dict[str, Any] = {"queries": len(runs.qids), "published": PUBLISHED.get(runs.name, {})}
     for weights in ENGINE_WEIGHTS:
         key = _weight_key(weights)
-        ratio = weights[0] / weights[1]
-        sim = runs.ndcg[:, RATIOS.index(ratio)] if ratio in RATIOS else None
         engine = runs.engine(key)
-        same = sum(
-            [runs.chunks[c] for c, _ in runs.rows[q]["engine"].get(key, [])][:DEPTH] == runs.fused(q, weights)
-            for q in runs.qids)
-        out[key] = {"simulated": None if sim is None else float(sim.mean()), "engine": float(engine.mean()),
-                    "same_top30_docs": same / len(runs.qids)}
+        sim = runs.ndcg[:, WEIGHTS.index(weights)]
+        product = runs.score({q: runs.fused_product(q, weights) for q in runs.qids})
+        out[key] = {"engine": float(engine.mean()), "simulated": float(sim.mean()),
+                    "product_function": float(product.mean()),
+                    "queries_scored_differently": int(np.sum(np.abs(engine - sim) > 1e-9))}
     out["bm25_alone"] = float(runs.single("bm25").mean())
-    out["dense_alone"] = float(runs.single("dense").mean())
-    out["dense50_alone"] = float(runs.single("dense50").mean())
+    out["dense_alone"] = float(runs.single("dense50").mean())
     ms = [r["ms"] for r in runs.rows.values() if r.get("ms")]
-    out["ms_per_query"] = {k: float(np.median([m[k] for m in ms])) for k in ms[0]} if ms else {}
+    out["ms_per_query_median"] = {k: float(np.median([m[k] for m in ms])) for k in ms[0]} if ms else {}
     out["ms_per_query_mean"] = {k: float(np.mean([m[k] for m in ms])) for k in ms[0]} if ms else {}
     return out
 
 
-def run_sweep(paths: list[Path], out_dir: Path) -> dict[str, Any]:
-    """Load the stored runs, choose each family's policy on the dev halves, report all of them on both halves."""
+def breakdown(sweep: Sweep, policy: Policy) -> dict[str, dict[str, Any]]:
+    """Why a policy works: on each set's test half, the queries it reweights and those it leaves at 1:1, with
+    what each retriever alone and 1:1 score on them."""
+    out: dict[str, dict[str, Any]] = {}
+    for runs, x in zip(sweep.sets, sweep.features, strict=True):
+        assert runs.ndcg is not None and runs.dev is not None
+        test = ~runs.dev
+        moved = policy.choose(x[test]) != BASE
+        scores = {"1:1": runs.ndcg[test][:, BASE], "bm25_alone": runs.single("bm25")[test],
+                  "dense_alone": runs.single("dense50")[test],
+                  "policy": runs.ndcg[test][np.arange(int(test.sum())), policy.choose(x[test])]}
+        out[runs.name] = {
+            group: {"queries": int(mask.sum()), **{k: float(v[mask].mean()) if mask.any() else None
+                                                   for k, v in scores.items()}}
+            for group, mask in (("reweighted", moved), ("kept", ~moved))}
+    return out
+
+
+def whole_set(runs: SetRuns, x: np.ndarray, choose: Callable[[np.ndarray], np.ndarray] | None,
+              fixed_scores: Callable[[SetRuns], np.ndarray] | None) -> dict[str, Any]:
+    """A policy on every query of a set that took no part in choosing it, against 1:1."""
+    assert runs.ndcg is not None
+    if choose is not None:
+        idx = choose(x)
+        return _half_stats(runs.ndcg[np.arange(len(idx)), idx], runs.ndcg[:, BASE], idx != BASE)
+    assert fixed_scores is not None
+    return _half_stats(fixed_scores(runs), runs.ndcg[:, BASE], None)
+
+
+def run_sweep(paths: list[Path], out_dir: Path, checks: Sequence[Path] = (), fusion: str = "engine") -> dict[str, Any]:
+    """Load the stored runs, choose each family's policy on the dev halves, report all of them on both halves,
+    and on every query of the `checks` sets, which take no part in choosing."""
     started = time.perf_counter()
-    sets = [load_set(p) for p in paths]
+    sets = [load_set(p, fusion) for p in paths]
     sweep = Sweep(sets)
-    lows = [i for i, r in enumerate(RATIOS) if r < 1][::2]  # every other step below 1:1 (0, 2^-5 ... 2^-0.5)
-    families = [sweep.fixed(), sweep.threshold(lows), sweep.two_thresholds(lows), sweep.logistic(lows[::2])]
+    targets = [i for i in range(len(FAMILY)) if i != BASE][::2]  # every other step of the family, both sides
+    families = [sweep.fixed(), sweep.threshold(targets), sweep.two_thresholds(targets[::2]),
+                sweep.logistic(targets[::3])]
     results: dict[str, Any] = {
-        "datasets": {r.name: {"split": r.split, "queries": len(r.qids), "dev": int(r.dev.sum()),  # type: ignore[union-attr]
-                              "test": int((~r.dev).sum())} for r in sets},  # type: ignore[operator]
+        "datasets": {r.name: {"split": r.split, "queries": len(r.qids), "dev": int(np.sum(r.dev)),
+                              "test": int(np.sum(~r.dev))} for r in sets},  # type: ignore[operator]
         "reproduction": {r.name: reproduction(r) for r in sets},
         "features": sweep.names,
         "feature_means": {r.name: dict(zip(sweep.names, x.mean(axis=0).round(4).tolist(), strict=True))
                           for r, x in zip(sets, sweep.features, strict=True)},
-        "ratios": [*RATIOS[:-1], "inf"],
+        "weights": WEIGHTS,
+        "fixed_grid_whole_set": {r.name: {fmt(w): float(r.ndcg[:, i].mean())  # type: ignore[index]
+                                          for i, w in enumerate(WEIGHTS)} for r in sets},
+        "fusion": fusion,
         "guard": sweep.guard,
+        "split_seed": SPLIT_SEED,
         "policies": {},
     }
-    rows: list[tuple[str, str, str, dict[str, Any], dict[str, Any]]] = []
+    Scores = Callable[[SetRuns], np.ndarray]
+    Choose = Callable[[np.ndarray], np.ndarray]
+    rows: list[tuple[str, str, str, Choose | None, Scores | None, dict[str, Any]]] = []
     for name, fn in (("BM25 alone", lambda r: r.single("bm25")), ("dense alone", lambda r: r.single("dense50"))):
-        rows.append(("reference", name, name, evaluate(sweep, fixed_scores=fn), {}))
-    rows.append(("reference", "oracle (best ratio per query)", "upper bound: each query's best ratio, not a policy",
-                 evaluate(sweep, fixed_scores=lambda r: r.ndcg.max(axis=1)), {}))  # type: ignore[union-attr]
-    for r in (1.0, 0.5, 0.25, 0.0):
-        i = RATIOS.index(r)
-        rows.append(("fixed", f"fixed {_fmt_ratio(r)}", f"every query {_fmt_ratio(r)}",
-                     evaluate(sweep, lambda x, i=i: np.full(len(x), i)), {"ratio": r}))
+        rows.append(("reference", name, name, None, fn, {}))
+    rows.append(("reference", "oracle (best pair per query)", "upper bound: each query's best pair, not a policy",
+                 None, lambda r: r.ndcg[:, : len(FAMILY)].max(axis=1), {}))  # type: ignore[index]
+    for w in ((1.0, 1.0), (0.5, 1.0), (0.25, 1.0), (0.0, 1.0)):
+        i = WEIGHTS.index(w)
+        rows.append(("fixed", f"fixed {fmt(w)}", f"every query {fmt(w)}", lambda x, i=i: np.full(len(x), i), None,
+                     {"weights": w}))
     best_policy, best_obj = None, -math.inf
     for policy, tried in families:
-        dev = sweep.deltas(policy.choose, "dev")
-        obj = sweep.objective(dev)
+        obj = sweep.objective(sweep.deltas(policy.choose, "dev"))
         params = policy.params | {"candidates_tried": tried, "dev_objective": obj}
-        rows.append((policy.family, policy.name + " (chosen on dev)", policy.rule, evaluate(sweep, policy.choose),
-                     params))
+        rows.append((policy.family, policy.name + " (chosen on dev)", policy.rule, policy.choose, None, params))
         if obj > best_obj:
             best_obj, best_policy = obj, policy
-    for family, name, rule, numbers, params in rows:
-        results["policies"][name] = {"family": family, "rule": rule, "params": params, "results": numbers}
+    checked = [(r, features(r)[1]) for r in (load_set(p, fusion) for p in checks)]
+    for family, name, rule, choose, fixed_scores, params in rows:
+        results["policies"][name] = {"family": family, "rule": rule, "params": params,
+                                     "results": evaluate(sweep, choose, fixed_scores),
+                                     "check": {r.name: whole_set(r, x, choose, fixed_scores) for r, x in checked}}
+    results["check_sets"] = {r.name: {"split": r.split, "queries": len(r.qids), **reproduction(r)} for r, _ in checked}
     assert best_policy is not None
     results["best"] = {"name": best_policy.name + " (chosen on dev)", "rule": best_policy.rule,
                        "params": best_policy.params, "dev_objective": best_obj}
     best = results["policies"][results["best"]["name"]]["results"]
-    tatqa, others = best.get("tatqa_dev", {}).get("test"), [best[n]["test"] for n in best if n != "tatqa_dev"]
+    tatqa = best.get("tatqa_dev", {}).get("test")
+    others = [best[n]["test"] for n in best if n != "tatqa_dev"]
     results["verdict"] = {
         "wins_tatqa_test": bool(tatqa and tatqa["delta"] > 0 and tatqa["p_value"] < 0.05),
         "no_significant_loss_elsewhere": all(not (o["delta"] < 0 and o["p_value"] < 0.05) for o in others),
     }
+    results["best_breakdown"] = breakdown(sweep, best_policy)
     results["seconds"] = round(time.perf_counter() - started, 1)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=float))
-    (out_dir / "report.md").write_text(render(results))
+    report = out_dir / "report.md"
+    # The hand-written analysis above the marker survives a re-run; the tables below it are regenerated.
+    head = report.read_text().split(GENERATED)[0] if report.exists() and GENERATED in report.read_text() else ""
+    report.write_text(head + GENERATED + "\n\n" + render(results))
     return results
 
 
@@ -573,33 +641,69 @@ def _delta(h: dict[str, Any]) -> str:
 
 
 def render(results: dict[str, Any]) -> str:
-    """The markdown tables of the sweep (the prose around them is written by hand in report.md's head)."""
+    """The tables of a sweep in markdown."""
     names = list(results["datasets"])
-    lines = ["| policy | " + " | ".join(f"{n} dev | {n} test | {n} Δ test (p)" for n in names) + " |",
-             "|---" * (1 + 3 * len(names)) + "|"]
+    split = ", ".join(f"{n} {d['dev']}/{d['test']}" for n, d in results["datasets"].items())
+    policy_lines = ["| policy | " + " | ".join(f"{n} dev | {n} test | {n} Δ test (p)" for n in names) + " |",
+                    "|---" * (1 + 3 * len(names)) + "|"]
     for pname, pol in results["policies"].items():
         cells = []
         for n in names:
             h = pol["results"][n]
             cells += [_cell(h["dev"]), _cell(h["test"]), _delta(h["test"])]
-        lines.append(f"| {pname} | " + " | ".join(cells) + " |")
-    repro = ["| set | queries | published hybrid | engine 1:1 | simulated 1:1 | same top-30 | engine 0.5:1 | "
-             "simulated 0.5:1 | BM25 alone (published) | dense alone | ms embed / dense / BM25 / hybrid |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for n, r in results["reproduction"].items():
-        ms = r["ms_per_query"]
+        policy_lines.append(f"| {pname} | " + " | ".join(cells) + " |")
+    rules = ["| policy | rule | share of test queries reweighted |", "|---|---|---|"]
+    for pname, pol in results["policies"].items():
+        if pol["family"] == "reference":
+            continue
+        shares = ", ".join(f"{n} {pol['results'][n]['test'].get('share_reweighted', 0):.0%}" for n in names)
+        rules.append(f"| {pname} | {pol['rule']} | {shares} |")
+    repro = ["| set | queries | published hybrid | engine 1:1 | simulated 1:1 (queries differing) | engine 0.5:1 | "
+             "simulated 0.5:1 | product function 0.5:1 | engine 1:0.5 | simulated 1:0.5 | BM25 alone (published) | "
+             "dense alone | ms embed / dense / BM25 / hybrid (median) |", "|---" * 13 + "|"]
+    for n, r in {**results["reproduction"], **results.get("check_sets", {})}.items():
+        ms = r["ms_per_query_median"]
+        pub = r["published"]
         repro.append(
-            f"| {n} | {r['queries']} | {r['published'].get('hybrid', float('nan')):.3f} | {r['1:1']['engine']:.3f} | "
-            f"{r['1:1']['simulated']:.3f} | {r['1:1']['same_top30_docs']:.1%} | {r['0.5:1']['engine']:.3f} | "
-            f"{r['0.5:1']['simulated']:.3f} | {r['bm25_alone']:.3f} ({r['published'].get('bm25', float('nan')):.3f}) "
-            f"| {r['dense50_alone']:.3f} | {ms.get('embed', 0):.1f} / {ms.get('dense', 0):.1f} / "
-            f"{ms.get('bm25', 0):.1f} / {ms.get('hybrid', 0):.1f} |")
+            f"| {n} | {r['queries']} | {pub.get('hybrid', float('nan')):.3f} | {r['1:1']['engine']:.3f} | "
+            f"{r['1:1']['simulated']:.3f} ({r['1:1']['queries_scored_differently']}) | "
+            f"{r['0.5:1']['engine']:.3f} | {r['0.5:1']['simulated']:.3f} | {r['0.5:1']['product_function']:.3f} | "
+            f"{r['1:0.5']['engine']:.3f} | {r['1:0.5']['simulated']:.3f} | "
+            f"{r['bm25_alone']:.3f} ({pub.get('bm25', float('nan')):.3f}) | {r['dense_alone']:.3f} | "
+            f"{ms.get('embed', 0):.1f} / {ms.get('dense', 0):.1f} / {ms.get('bm25', 0):.1f} / "
+            f"{ms.get('hybrid', 0):.1f} |")
+    grid_pairs = [(d, b) for d in (0.0, 0.25, 0.5, 1.0, 2.0, 4.0) for b in (0.0, 0.25, 0.5, 1.0, 2.0, 4.0) if d or b]
+    grid = ["| dense:BM25 | " + " | ".join(names) + " |", "|---" * (1 + len(names)) + "|"]
+    for w in grid_pairs:
+        grid.append(f"| {fmt(w)} | " + " | ".join(f"{results['fixed_grid_whole_set'][n][fmt(w)]:.3f}"
+                                                   for n in names) + " |")
+    check_names = list(results.get("check_sets", {}))
+    check = ["| policy | " + " | ".join(f"{n} (all {results['check_sets'][n]['queries']}) | {n} Δ (p) | reweighted"
+                                        for n in check_names) + " |", "|---" * (1 + 3 * len(check_names)) + "|"]
+    for pname, pol in results["policies"].items():
+        cells = []
+        for n in check_names:
+            h = pol["check"][n]
+            cells += [_cell(h), _delta(h), f"{h['share_reweighted']:.0%}" if "share_reweighted" in h else "-"]
+        check.append(f"| {pname} | " + " | ".join(cells) + " |")
     best = results["best"]
+    why = ["| set | test queries | count | 1:1 | best policy | BM25 alone | dense alone |", "|---" * 7 + "|"]
+    for n, groups in results.get("best_breakdown", {}).items():
+        for group, g in groups.items():
+            if g["queries"]:
+                why.append(f"| {n} | {group} | {g['queries']} | {g['1:1']:.3f} | {g['policy']:.3f} | "
+                           f"{g['bm25_alone']:.3f} | {g['dense_alone']:.3f} |")
     return "\n".join([
-        "## Reproduction (whole sets)", "", *repro, "",
-        "## Policies (nDCG@10 with 95% bootstrap CI; Δ against 1:1 on the test half, paired randomization p)", "",
-        *lines, "", f"Best on the dev halves: **{best['name']}**: {best['rule']}", "",
-        f"Verdict: {json.dumps(results['verdict'])}", ""])
+        "### Reproduction (whole sets)", "", *repro, "",
+        f"### Policies: nDCG@10 (95% bootstrap CI) on each half (dev/test queries: {split}); "
+        "Δ test = change against 1:1 on the test half (paired randomization p, * below 0.05)", "",
+        *policy_lines, "", *rules, "",
+        f"Best on the dev halves: **{best['name']}**: {best['rule']}", "",
+        f"Verdict: {json.dumps(results['verdict'])}", "",
+        "What the best policy reweights (test halves, nDCG@10):", "", *why, "",
+        *(["### Out-of-sample check: sets that took no part in choosing (every query)", "", *check, ""]
+          if check_names else []),
+        f"### Fixed weight pairs, whole sets ({results['fusion']} fusion simulated)", "", *grid, ""])
 
 
 def main() -> None:
@@ -613,9 +717,13 @@ def main() -> None:
     swp = sub.add_parser("sweep", help="simulate fusion policies on stored rankings and write the report")
     swp.add_argument("runs", type=Path, nargs="+", help="JSON files `collect` wrote")
     swp.add_argument("--out", type=Path, default=Path("docs/eval/fusion"))
+    swp.add_argument("--check", type=Path, nargs="*", default=[],
+                     help="stored runs of sets to report the chosen policies on without choosing on them")
+    swp.add_argument("--fusion", choices=("engine", "product"), default="engine",
+                     help="weighted RRF as the engine computes it (default) or as retrieval.searcher's function does")
     args = parser.parse_args()
     if args.command == "sweep":
-        results = run_sweep(args.runs, args.out)
+        results = run_sweep(args.runs, args.out, args.check, args.fusion)
         print(render(results))
     elif args.command == "collect":
         out = args.out or CACHE_DIR / f"{args.dataset.name}.json"
