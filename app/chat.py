@@ -170,8 +170,8 @@ class ChatPipeline:
         if generator is None and settings.llm_enabled:
             generator, reason = load_generator(settings)
             llm_note = reason or ""
-        elif not settings.llm_enabled:
-            llm_note = "the language model is switched off"
+        elif not settings.llm_enabled:  # switched off wins over a generator passed in
+            generator, llm_note = None, "the language model is switched off"
         retriever = given["retriever"] or Retriever(settings)
         memory = given["memory"]
         if memory is None:
