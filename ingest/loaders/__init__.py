@@ -24,7 +24,7 @@ from ingest.loaders.errors import LoadError
 from ingest.loaders.html_loader import load_html
 from ingest.loaders.markdown_loader import load_markdown
 from ingest.loaders.pdf_loader import load_pdf
-from ingest.loaders.sniff import BINARY_TYPES, SUPPORTED_SUFFIXES, TEXT_TYPES, detect_type
+from ingest.loaders.sniff import SUPPORTED_SUFFIXES, detect_type, type_of_suffix
 from ingest.loaders.table_loader import load_csv, load_xlsx
 from ingest.loaders.text_loader import load_text
 from ingest.loaders.zip_guard import ZIP_TYPES, check_zip
@@ -97,8 +97,7 @@ class FileLoader:
     @staticmethod
     def output_version(path: Path) -> int:
         """The version of what this file's loader makes of it (part of the document version)."""
-        kind = TEXT_TYPES.get(path.suffix.lower()) or BINARY_TYPES.get(path.suffix.lower())
-        return LOADER_VERSIONS.get(kind or "", 1)
+        return LOADER_VERSIONS.get(type_of_suffix(path.suffix) or "", 1)
 
     def _load(self, path: Path, doc_id: str | None) -> LoadedDocument:
         if not path.is_file():

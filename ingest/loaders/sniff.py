@@ -31,6 +31,12 @@ def _zip_kind(path: Path) -> str | None:
     return "zip"
 
 
+def type_of_suffix(suffix: str) -> str | None:
+    """The document type a file name's suffix claims ("html" for ".HTM"), or None for an unsupported suffix."""
+    suffix = suffix.lower()
+    return BINARY_TYPES.get(suffix) or TEXT_TYPES.get(suffix)
+
+
 def detect_type(path: Path) -> str:
     """The document type of `path`, checked against its content; raises LoadError on a mismatch."""
     suffix = path.suffix.lower()
@@ -41,7 +47,8 @@ def detect_type(path: Path) -> str:
         head = fh.read(8192)
     if not head:
         raise LoadError("empty file")
-    expected = BINARY_TYPES.get(suffix) or TEXT_TYPES[suffix]
+    expected = type_of_suffix(suffix)
+    assert expected is not None  # checked against SUPPORTED_SUFFIXES above
     if head.startswith(b"%PDF"):
         actual = "pdf"
     elif head.startswith(b"PK\x03\x04"):
