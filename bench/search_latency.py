@@ -69,6 +69,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--precisions", default="float32,int8", help="embedder and reranker inference")
     parser.add_argument("--modes", default="binary_rescore,binary_f8,float32")
+    parser.add_argument("--fusion-policies", default="bm25_gap,fixed",
+                        help="bm25_gap (the default: two lists fused in process) and/or fixed (the engine fuses)")
     parser.add_argument("--reranker", default="all-MiniLM-L6-v2", help="CrossEncoder name or path")
     parser.add_argument("--rerank-tokens", type=int, default=256)
     parser.add_argument("--rerank-layers", type=int, default=None,
@@ -108,7 +110,10 @@ def main() -> None:
                   f"rerank pairs cut to {args.rerank_tokens} tokens, cross-encoder {args.reranker}"
                   + (f" cut to {args.rerank_layers} layers" if args.rerank_layers else ""))
             print("| stage | p50 | p95 |\n|---|---|---|")
-            run_queries(retriever, embedder, reranker, queries, args.modes.split(","))
+            for policy in args.fusion_policies.split(","):
+                retriever.searcher.settings = settings.model_copy(update={"fusion_policy": policy})
+                print(f"| fusion policy {policy} | | |")
+                run_queries(retriever, embedder, reranker, queries, args.modes.split(","))
         store.close()
 
 

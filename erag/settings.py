@@ -107,6 +107,16 @@ class Settings(BaseSettings):
     rrf_weights: tuple[float, float] = Field(
         (1.0, 1.0), description="RRF weights of the dense and the BM25 ranking (the engine's weighted RRF)."
     )
+    fusion_policy: Literal["fixed", "bm25_gap"] = Field(
+        "bm25_gap",
+        description="bm25_gap = when BM25's 1st hit stands clear of its 10th ((s1 - s10) / s1 > bm25_gap_threshold) "
+        "fuse with bm25_led_weights, else 1:1, in process (docs/eval/fusion/report.md); fixed = fuse every query "
+        "with rrf_weights (the engine fuses, except in binary_f8 mode).",
+    )
+    bm25_gap_threshold: float = Field(0.325, ge=0, le=1)
+    bm25_led_weights: tuple[float, float] = Field(
+        (0.0372, 1.0), description="Dense and BM25 weights when the BM25 gap fires: BM25's order, dense breaks ties."
+    )
     dense_candidates: int = Field(50, ge=1)
     sparse_candidates: int = Field(50, ge=1)
     top_k: int = Field(5, ge=1)

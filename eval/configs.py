@@ -32,6 +32,7 @@ class EvalConfig:
     collection: Literal["binary", "int8"] = "binary"
     query_filters: Literal["auto", "off"] = "off"
     rerank: bool = False
+    fusion_policy: Literal["fixed", "bm25_gap"] | None = None  # None: the settings' policy (the product default)
 
     @property
     def is_peer(self) -> bool:
@@ -43,6 +44,8 @@ class EvalConfig:
                                   "query_filters": self.query_filters, "rerank": self.rerank}
         if self.mode:
             out["search_mode"] = self.mode
+        if self.fusion_policy:
+            out["fusion_policy"] = self.fusion_policy
         return out
 
 
@@ -54,7 +57,10 @@ _ALL = [
     EvalConfig("dense-binary-rescore", "dense only, 1-bit codes rescored with the float32 originals", "dense",
                "binary_rescore"),
     EvalConfig("dense-binary-f8", "dense only, 1-bit codes rescored with the float8 copy", "dense", "binary_f8"),
-    EvalConfig("hybrid", "dense (default mode) + BM25 fused by the engine with RRF: the product default", "hybrid"),
+    EvalConfig("hybrid", "dense (default mode) + BM25 fused with RRF, BM25 leading when its first hit stands clear "
+               "(ERAG_FUSION_POLICY=bm25_gap): the product default", "hybrid"),
+    EvalConfig("hybrid-fixed", "dense + BM25 fused by the engine with RRF 1:1 for every query "
+               "(ERAG_FUSION_POLICY=fixed, the default before 2026-11-30)", "hybrid", fusion_policy="fixed"),
     EvalConfig("hybrid-filters", "hybrid + query-derived metadata filters and boosts (as the Retriever applies)",
                "hybrid", query_filters="auto"),
     EvalConfig("hybrid-rerank", "hybrid + cross-encoder rerank of the top candidates (ERAG_RERANKER)", "hybrid",

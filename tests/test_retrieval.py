@@ -19,7 +19,7 @@ from index.store import IndexPoint
 from ingest.pipeline import IngestPipeline
 from retrieval.pipeline import Retriever
 from retrieval.reranker import Reranker
-from retrieval.searcher import HybridSearcher, QueryError, ranked, reciprocal_rank_fusion
+from retrieval.searcher import HybridSearcher, QueryError, fusion_weights, ranked, reciprocal_rank_fusion
 
 from .conftest import DATA, make_settings
 
@@ -125,7 +125,7 @@ def test_bad_queries_get_clear_errors_or_sane_results(retriever: Retriever) -> N
 
 
 def test_fusion_ranks_a_document_both_retrievers_like_above_single_retriever_hits(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path)
+    settings = Settings(home=tmp_path, fusion_policy="fixed")  # the same weights for every query
     store = EdgeStore(settings)
     store.ensure_collection(8, "synthetic")
     enc = SparseEncoder()
@@ -171,7 +171,27 @@ def test_fusion_ranks_a_document_both_retrievers_like_above_single_retriever_hit
     dense = [h.doc_id for h in searcher.run(asked, groups=UNRESTRICTED, top_k=2, retriever="dense", mode="float32")]
     bm25 = [h.doc_id for h in searcher.run(asked, groups=UNRESTRICTED, top_k=2, retriever="bm25")]
     assert dense == ["dense_only", "both"] and bm25 == ["bm25_only", "both"]
+    # Query-adaptive fusion: BM25 matches two chunks of 13, so its first hit stands clear of an empty tenth place
+    # and BM25's order leads, in every mode; the engine's 1:1 fusion above put "both" first.
+    adaptive = HybridSearcher(settings.model_copy(update={"fusion_policy": "bm25_gap"}), store=store,
+                              embedder=FixedEmbedder())
+    for mode in ("float32", "binary_rescore", "binary_f8"):
+        hits = adaptive.run(asked, groups=UNRESTRICTED, top_k=3, mode=mode)
+        assert [h.doc_id for h in hits] == ["bm25_only", "both", "dense_only"], mode
+        assert {"dense", "bm25", "fused"} <= set(hits[1].scores), mode
     store.close()
+
+
+def test_bm25_gap_policy_trusts_bm25_only_when_its_first_hit_stands_clear() -> None:
+    adaptive = Settings(rrf_weights=(0.5, 1.0))  # the default policy: bm25_gap
+    flat = [12.0, 11.5, 11.0, 10.9, 10.8, 10.7, 10.6, 10.5, 10.4, 10.3]
+    steep = [12.0, 7.0, 6.5, 6.4, 6.3, 6.2, 6.1, 6.0, 5.9, 5.8]
+    assert fusion_weights(adaptive, flat) == (1.0, 1.0)
+    assert fusion_weights(adaptive, steep) == adaptive.bm25_led_weights
+    assert fusion_weights(adaptive, steep[:3]) == adaptive.bm25_led_weights  # a short list: its 10th place is 0
+    assert fusion_weights(adaptive, []) == (1.0, 1.0)  # BM25 found nothing: nothing to trust
+    fixed = Settings(rrf_weights=(0.5, 1.0), fusion_policy="fixed")
+    assert fusion_weights(fixed, steep) == fusion_weights(fixed, flat) == (0.5, 1.0)
 
 
 def test_reranker_loads_offline_and_reorders_by_its_scores(company: Settings, retriever: Retriever) -> None:
