@@ -338,19 +338,28 @@ class Checked:
     has_content: bool
 
 
+# A sentence that stops where its statement should be: "The combined staff cost budget is [1] [2] [3]." (the model
+# cited instead of stating), "The correct answer is [1]." A colon is not here: "follow these steps:" opens a list.
+# Lower case only: "The grade is A." ends a statement.
+_UNFINISHED = re.compile(r"\b(is|are|was|were|be|been|equals?|of|the|a|an|to|for|by|with|and|or|from)\W*$")
+
+
 def without_unsupported(answer: str, cited_texts: Sequence[str], computed_values: Sequence[str] = (),
                         question: str = "", people: Callable[[str], Sequence[str]] | None = None) -> Checked:
-    """The answer without its sentences that state a figure no cited source, computed value or the question
-    holds, and (given `people`, a person finder) its sentences that state a figure about a person no cited source
-    names: "Margaret Okafor's salary is 800 GBP k [1]" citing a budget row that holds 800 but not her is a real
-    figure read as the wrong thing. Each sentence goes whole, with its markers; a list item whose only sentence
-    goes leaves no empty number behind. `has_content` is False when nothing but markers and stopwords is left
-    (the chat abstains)."""
+    """The answer without its unfinished sentences ("The total is [1]."), its sentences that state a figure no
+    cited source, computed value or the question holds, and (given `people`, a person finder) its sentences that
+    state a figure about a person no cited source names: "Margaret Okafor's salary is 800 GBP k [1]" citing a
+    budget row that holds 800 but not her is a real figure read as the wrong thing. Each sentence goes whole, with
+    its markers; a list item whose only sentence goes leaves no empty number behind. `has_content` is False when
+    nothing but markers and stopwords is left (the chat abstains)."""
     known = _known_numbers([*cited_texts, *computed_values, question])
     held = "\n".join([*cited_texts, *computed_values]).lower()
     removed: list[str] = []
 
     def keep(sentence: _Sentence) -> bool:
+        if _UNFINISHED.search(sentence.text):
+            removed.append(_render(sentence, None).strip())
+            return False
         figures = answer_numbers(sentence.text)
         bad = [f for f in figures if not any(_supports(f, k) for k in known)]
         if not bad and figures and people is not None:

@@ -35,6 +35,8 @@ from app.citations import CITATION
 from app.evidence import Source, word_stems
 from app.period_change import PeriodQuestion, best_row, period_sql, year_column
 from app.prompt import sql_examples, sql_messages
+from app.row_order import bare_operand, row_order_sql
+from app.sql_intent import TOTAL_ROW, actual_not_planned, is_total_row_answer, years_not_read
 from erag.access import GroupScope
 from index.tables import QueryError, QueryResult, StaleTableError, TableInfo, TableRow, TableStore
 from ingest.table_summary import SUMMARY_KIND
@@ -66,7 +68,6 @@ _ENTITY_QUESTION = re.compile(r"^\s*(who|which|where|when|whose|name)\b", re.IGN
 # A column of years ("year", "start_year"), not of money per year ("fy_2026", "year_2026")
 _YEAR_COLUMN = re.compile(r"^(\w*_)?(year|yr|season)s?$", re.IGNORECASE)
 _RULE_MAX_ROWS = 500  # the rule reads every row label; financial statements have dozens
-_TOTAL_ROW = re.compile(r"^\s*(grand |sub-?)?total\b|^\s*all\b", re.IGNORECASE)
 
 
 @dataclass
@@ -262,24 +263,43 @@ def relax_text_matches(sql: str, tables: Sequence[TableInfo] = ()) -> str:
     types = {c.name.lower(): c.type for t in tables for c in t.columns}
 
     def fold(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Binary) and isinstance(node, (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)):
-            left, right = node.left, node.right
+        if isinstance(node, (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.ILike, exp.Like)):
+            left, right = bare_operand(node.left), bare_operand(node.right)
             if isinstance(right, exp.Column) and isinstance(left, exp.Literal):
                 left, right = right, left
             if isinstance(left, exp.Column) and isinstance(right, exp.Literal) and right.is_string:
                 kind = types.get(left.name.lower(), "text")
-                if kind == "date":
+                if kind == "date" and not isinstance(node, (exp.Like, exp.ILike)):
                     iso = _iso_date(right.this)
                     if iso is not None:
                         return node.__class__(this=left.copy(), expression=exp.Literal.string(iso))
-                elif kind == "text" and isinstance(node, exp.EQ):
-                    lowered = exp.Lower(this=exp.Trim(this=left.copy()))
-                    return exp.EQ(this=lowered, expression=exp.Lower(this=exp.Trim(this=right.copy())))
+                elif kind == "text" and (isinstance(node, exp.EQ) or (
+                        isinstance(node, (exp.Like, exp.ILike)) and not re.search(r"[%_]", right.this))):
+                    return _same_text(left, right.this)
+        if isinstance(node, exp.In) and isinstance(node.this, exp.Column) and \
+                types.get(node.this.name.lower()) == "date":
+            dates = [_iso_date(e.this) if isinstance(e, exp.Literal) and e.is_string else None
+                     for e in node.expressions]
+            if dates and None not in dates:
+                return exp.In(this=node.this.copy(), expressions=[exp.Literal.string(d) for d in dates])
         if isinstance(node, exp.Like):
             return exp.ILike(this=node.this.copy(), expression=node.expression.copy())
         return node
 
     return tree.transform(fold).sql(dialect="duckdb")
+
+
+def _same_text(column: exp.Column, text: str) -> exp.Expression:
+    """`column` holds `text` up to case, spaces and punctuation: "U.S. Bank Plaza" is the "US Bank Plaza" asked
+    for, '"Our Way"' is "Our Way". Both sides keep only letters and digits (any script). A literal that is all
+    punctuation ("—" for a blank) keeps the case-free comparison."""
+    kept = "".join(ch for ch in text.lower() if ch.isalnum())
+    if not kept:
+        return exp.EQ(this=exp.Lower(this=exp.Trim(this=column.copy())),
+                      expression=exp.Lower(this=exp.Trim(this=exp.Literal.string(text))))
+    letters = exp.RegexpReplace(this=exp.Lower(this=column.copy()), expression=exp.Literal.string(r"[^\p{L}\p{N}]"),
+                                replacement=exp.Literal.string(""), modifiers=exp.Literal.string("g"))
+    return exp.EQ(this=letters, expression=exp.Literal.string(kept))
 
 
 def _iso_date(text: str) -> str | None:
@@ -296,6 +316,8 @@ def _iso_date(text: str) -> str | None:
 
 NO_ROWS_HINT = ("the query returned no rows. Check each text value against the rows shown (spelling, "
                 "abbreviations); match part of a text with ILIKE '%word%'.")
+TOTAL_ROW_HINT = ("that is a total row, and the question asks which one: leave total rows out (WHERE <label "
+                  "column> NOT ILIKE 'total%').")
 # The errors a small model makes most on tables as people write them, each with the fix it misses when it only
 # reads the engine's message (on 80 wtq_dev questions, 10 of the 22 queries still failing after a plain retry were
 # of these kinds).
@@ -465,7 +487,7 @@ class TableAnswerer:
         if first_text is None or info.row_count > 200:
             return []
         return [str(r.row_id) for r in self.tables.rows(info, limit=info.row_count)
-                if _TOTAL_ROW.search(str(r.texts.get(first_text, "")))][:5]
+                if TOTAL_ROW.search(str(r.texts.get(first_text, "")))][:5]
 
     def _cell(self, text: str) -> str:
         text = " ".join(str(text).split()).replace("|", "/")
@@ -495,6 +517,8 @@ class TableAnswerer:
             reply = self.generator.complete(sql_messages(question, schema, previous, error, examples),
                                             max_tokens=self.max_sql_tokens, stop=[";", "\n\n\n"])
             sql = extract_sql(reply)
+            sql = row_order_sql(question, sql) or sql
+            sql = actual_not_planned(question, sql, tables) or sql
             computation.sql = sql
             if not sql:
                 error = "the reply held no SELECT query"
@@ -504,21 +528,26 @@ class TableAnswerer:
                 computation.result = self.tables.query(relax_text_matches(sql, tables), tables)
                 computation.sql = computation.result.sql
                 error = ""
-                if computation.ok and not counted_nothing(computation.sql, computation.result):
+                total = computation.ok and is_total_row_answer(question, computation.result.rows)
+                if computation.ok and not total and not counted_nothing(computation.sql, computation.result):
                     break
                 if attempt == 2:
                     computation.result = None  # nothing matched twice: the text answer takes the question
                     break
                 # No rows is most often a text value written otherwise than in the table ("US Bank Plaza" for
                 # "U.S. Bank Plaza"): one retry is cheap, as llama.cpp reuses the evaluated schema prefix.
-                error, previous = NO_ROWS_HINT, sql
+                error, previous = (TOTAL_ROW_HINT if total else NO_ROWS_HINT), sql
             except StaleTableError as exc:  # replaced while we worked: the next question sees the new version
                 error = str(exc)
                 break
             except QueryError as exc:
                 error, previous = error_with_hint(str(exc)), sql
+        missing = self._years_not_read(computation) if computation.ok else []
         if computation.ok and not computation.reads_what_was_asked():
             computation.error = "the query measures a column the question does not mention"
+            computation.result = None
+        elif missing:
+            computation.error = f"the tables read hold no {', '.join(missing)}"
             computation.result = None
         else:
             computation.error = error
@@ -527,6 +556,17 @@ class TableAnswerer:
             computation.rows = self._source_rows(computation)
             computation.source = self._cited_source(computation, pairs)
         return computation
+
+    def _years_not_read(self, computation: Computation) -> list[str]:
+        """Years the question names that the query, the tables it read and their cells leave out (the Q3 2026
+        report read for Q3 2024). The cells are read only when the query and the tables' names miss a year."""
+        read = computation.result.tables if computation.result is not None else computation.tables
+        missing = years_not_read(computation.question, computation.sql, read, [])
+        if not missing:
+            return []
+        cells = [" ".join(map(str, r.texts.values())) for t in read
+                 for r in self.tables.rows(t, limit=min(t.row_count, _RULE_MAX_ROWS))]
+        return years_not_read(computation.question, computation.sql, read, cells)
 
     def _by_rule(self, question: str, pairs: list[tuple[Source, TableInfo]]) -> Computation | None:
         """One row compared between years (app/period_change.py), computed without the model over the candidate

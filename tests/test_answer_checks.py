@@ -77,6 +77,16 @@ def test_sentences_with_invented_figures_are_dropped_whole() -> None:
     assert nothing.text == "" and not nothing.has_content
 
 
+def test_sentences_that_stop_where_the_statement_should_be_are_dropped() -> None:
+    # Seen on the sample company: the model cited instead of stating, and the employee read a sentence with no value.
+    cut = without_unsupported("The combined staff cost budget of the IT department is [1] [2] [3].", [DIRECTORY])
+    assert cut.text == "" and not cut.has_content
+    mixed = without_unsupported("The correct answer is [1]. Tomasz Kowalczyk heads HR [1].", [DIRECTORY])
+    assert mixed.text == "Tomasz Kowalczyk heads HR [1]." and mixed.removed == ["The correct answer is [1]."]
+    for whole in ("Follow these steps [1]:\n1. Call the service desk [1].", "The grade of the role is A [1]."):
+        assert without_unsupported(whole, [DIRECTORY]).removed == [], whole
+
+
 # --- clean_citations ---------------------------------------------------------------------------------------------
 def test_a_real_figure_said_of_a_person_the_source_does_not_name_is_dropped() -> None:
     from erag.models import load_spacy

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,18 @@ HR = User("hana", "Hana", ("all", "hr"))
 def catalog(settings: Settings, groups=UNRESTRICTED):
     with open_table_store(settings) as store:
         return store.catalog(groups)
+
+
+@contextmanager
+def one_table(settings: Settings, folder: Path, file_name: str, text: str):
+    """One table file ingested as an admin would add it; yields the open table store and the table's entry."""
+    folder.mkdir()
+    (folder / file_name).write_text(text)
+    with IngestPipeline(settings, progress=False) as pipeline:
+        assert not pipeline.run([folder]).failed
+    with open_table_store(settings) as store:
+        [info] = store.catalog(UNRESTRICTED)
+        yield store, info
 
 
 def test_tables_follow_their_document_types_groups_versions_and_deletion(settings: Settings, tmp_path: Path) -> None:
@@ -172,17 +185,11 @@ def test_a_change_between_two_years_is_computed_by_rule_over_the_real_row(settin
     from app.table_qa import TableAnswerer
     from erag.schema import Hit
 
-    folder = tmp_path / "finance"
-    folder.mkdir()
     # An annual-report table as such reports write it: a caption row, the years as a second header row, currency
     # signs, thousands separators and a negative in parentheses.
-    (folder / "debt.csv").write_text(
-        ",Year ended 31 December,\n,2019,2018\nTotal debt,\"$ 4,200\",\"$ 5,300\"\nNet debt,\"3,050\",\"2,436\"\n"
-        "Cash and cash equivalents,\"1,150\",\"2,864\"\nLease liabilities,(120),35\n")
-    with IngestPipeline(settings, progress=False) as pipeline:
-        pipeline.run([folder])
-    with open_table_store(settings) as store:
-        [info] = store.catalog(UNRESTRICTED)
+    debt = (",Year ended 31 December,\n,2019,2018\nTotal debt,\"$ 4,200\",\"$ 5,300\"\nNet debt,\"3,050\",\"2,436\"\n"
+            "Cash and cash equivalents,\"1,150\",\"2,864\"\nLease liabilities,(120),35\n")
+    with one_table(settings, tmp_path / "finance", "debt.csv", debt) as (store, info):
         source = Source(1, Hit("c1", 1.0, {"doc_id": info.doc_id, "kind": "table"}), "", [])
         qa = TableAnswerer(store, generator=None)  # the rule needs no model: a model call here would fail
 
@@ -202,3 +209,60 @@ def test_a_change_between_two_years_is_computed_by_rule_over_the_real_row(settin
                          "What was the change in total debt between 2017 and 2019?",  # no 2017 column
                          "What was the change in debt between 2018 and 2019?"):  # total or net debt?
             assert qa._by_rule(question, [(source, info)]) is None, question
+
+
+def test_rows_placed_by_position_and_text_written_otherwise_are_found(settings: Settings, tmp_path: Path) -> None:
+    from app.row_order import row_order_sql
+    from app.table_qa import relax_text_matches
+
+    towers = ('name,floors,completed\nU.S. Bank Plaza,19,"January 26, 1982"\n"""Our Way""",7,"May 27, 1982"\n'
+              'Lumber Exchange,12,"June 1, 1990"\nFoshay Tower,32,"August 30, 1929"\n')
+    with one_table(settings, tmp_path / "lists", "towers.csv", towers) as (store, info):
+
+        def rows(sql: str, question: str = "") -> list[tuple]:
+            return store.query(relax_text_matches(row_order_sql(question, sql) or sql, [info]), [info]).rows
+
+        # Text as the question writes it: punctuation, quotes and case do not matter; a pattern keeps its meaning.
+        assert rows("SELECT floors FROM towers WHERE LOWER(TRIM(name)) = LOWER(TRIM('US Bank Plaza'))") == [(19,)]
+        assert rows("SELECT floors FROM towers WHERE name ILIKE 'our way'") == [(7,)]
+        assert rows("SELECT count(*) FROM towers WHERE name ILIKE 'U%'") == [(1,)]
+        # Dates written as the table writes them, in a list too.
+        assert sorted(rows("SELECT floors FROM towers WHERE completed IN ('January 26, 1982', 'May 27, 1982')")) == [
+            (7,), (19,)]
+        # "After X" / "above X": one row down or up from the row the model's condition finds.
+        assert rows("SELECT name FROM towers WHERE name ILIKE 'our way'",
+                    "Which building comes after \"Our Way\" on the list?") == [("Lumber Exchange",)]
+        assert rows("SELECT name FROM towers WHERE LOWER(TRIM(name)) = LOWER(TRIM('Lumber Exchange'))",
+                    "What name is above Lumber Exchange?") == [('"Our Way"',)]
+        assert rows("SELECT name FROM towers ORDER BY floors DESC LIMIT 1", "Which tower is last on the list?") == [
+            ("Foshay Tower",)]
+    # Left alone: a value comparison, a filter on a number, a query that already uses row_id, no word of position.
+    for question, sql in (
+            ("Which towers were completed after 1985?", "SELECT name FROM towers WHERE completed > '1985-01-01'"),
+            ("How many floors after Foshay?", "SELECT sum(floors) FROM towers WHERE name = 'Foshay Tower'"),
+            ("After the refit, how many floors did Foshay Tower have?",  # "after" far from the row named
+             "SELECT floors FROM towers WHERE name = 'Foshay Tower'"),
+            ("What comes after Foshay?", "SELECT name FROM towers WHERE row_id = (SELECT row_id FROM towers "
+                                         "WHERE name = 'Foshay Tower') + 1"),
+            ("Which tower has the most floors?", "SELECT name FROM towers ORDER BY floors DESC LIMIT 1")):
+        assert row_order_sql(question, sql) is None, question
+
+
+def test_the_query_reads_the_actual_figures_and_the_year_asked(settings: Settings, tmp_path: Path) -> None:
+    from app.sql_intent import actual_not_planned, is_total_row_answer, years_not_read
+
+    report = ('Line item,Q3 2026 budget,Q3 2026 actual\nConsulting revenue,"7,100","7,240"\n'
+              'Total revenue,"11,300","11,560"\n')
+    with one_table(settings, tmp_path / "finance", "q3_report.csv", report) as (store, info):
+        budget = next(c.name for c in info.columns if "budget" in c.name)
+        label = info.columns[1].name
+        sql = f"SELECT {budget} FROM {info.name} WHERE {label} ILIKE 'Total revenue'"
+        fixed = actual_not_planned("What was total revenue in Q3 2026?", sql, [info])
+        assert fixed is not None and store.query(fixed, [info]).rows == [(11560,)]
+        assert actual_not_planned("What was budgeted total revenue in Q3 2026?", sql, [info]) is None
+        cells = [" ".join(map(str, r.texts.values())) for r in store.rows(info, limit=info.row_count)]
+        assert years_not_read("What was total revenue in Q3 2024?", fixed, [info], cells) == ["2024"]
+        assert years_not_read("What was total revenue in Q3 2026?", fixed, [info], cells) == []
+    assert is_total_row_answer("Which segment earned most?", [("Total revenue",)])
+    assert not is_total_row_answer("Which line is the total?", [("Total revenue",)])
+    assert not is_total_row_answer("Which segment earned most?", [("Consulting revenue",)])
