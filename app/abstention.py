@@ -30,7 +30,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from app.evidence import Source, content_words, word_stems
+from app.evidence import Source, content_words, word_stems, years_named
 
 # Fitted by `python -m eval.abstention_calibration --llm` (docs/eval/abstention/calibration.json): weights of
 # FEATURES, the bias, and the support threshold chosen on the dev half.
@@ -77,6 +77,28 @@ def source_features(question: str, sources: Sequence[Source]) -> list[float]:
     """`support_features` of the chat's scored sources: each whole chunk (header and every sentence or row)."""
     texts = [f"{source.header}\n" + "\n".join(unit.text for unit in source.units) for source in sources]
     return support_features(question, texts, [source.relevance for source in sources])
+
+
+# A year that bounds a range ("started in 2024 or later", "since 2019") asks about rows of other years too: the
+# sources need not name it.
+_OPEN_RANGE = re.compile(r"\b(since|after|before|until|till|by|from)\s+(\w+\s+)?\d{4}\b|\b\d{4}\s+(or|and)\s+"
+                         r"(later|earlier|after|before|onwards?|since)\b|\b\d{4}\s+onwards?\b", re.I)
+
+
+def other_period(question: str, source_texts: Sequence[str]) -> str | None:
+    """The reason to abstain when the question names a year no source holds while the sources name other years:
+    asked for Q3 2024 revenue, the Q3 2026 report holds a revenue line, every word of the question but the year,
+    and the model answered with its 2026 figure. Sources that name no year at all (a leave policy asked about
+    "in 2026") are not judged by this."""
+    asked = years_named(_OPEN_RANGE.sub(" ", question))
+    if not asked:
+        return None
+    held = years_named("\n".join(source_texts))
+    missing = [year for year in asked if year not in held]
+    if not missing or not held:
+        return None
+    return (f"the sources speak of {', '.join(sorted(held, reverse=True)[:3])}, not of {', '.join(missing)}, "
+            f"which the question asks about")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from app.abstention import AbstentionGate, source_features
+from app.abstention import AbstentionGate, other_period, source_features
 from app.answer_checks import clean_citations, held_citations, source_text, without_unsupported
 from app.evidence import EvidenceSelector, Source, approx_tokens
 from app.extractive import ExtractiveAnswerer
@@ -432,8 +432,9 @@ class ChatPipeline:
         if not checked.removed:
             return answer_text, cited, "llm", notice
         if not checked.has_content:
-            return ABSTAIN_TEXT, [], "abstained", "the answer stated figures no source holds"
-        left_out = f"left out {len(checked.removed)} sentence(s) stating figures their cited sources do not hold"
+            return ABSTAIN_TEXT, [], "abstained", "the answer stated figures no source holds, or stopped unfinished"
+        left_out = (f"left out {len(checked.removed)} sentence(s) stating figures their cited sources do not hold "
+                    "or stopping unfinished")
         return (checked.text, cited_numbers(checked.text, [src.number for src in sources]), "llm",
                 "; ".join(filter(None, [notice, left_out])))
 
@@ -468,6 +469,10 @@ class ChatPipeline:
             reason = self.gate.decide(source_features(question, sources))
             if reason:
                 return reason
+        reason = other_period(question, [f"{src.hit.payload.get('title', '')} {src.file_name}\n{source_text(src)}"
+                                         for src in sources])
+        if reason:
+            return reason
         rerank = sources[0].hit.scores.get("rerank")
         if s.chat_min_rerank_score is not None and rerank is not None and rerank < s.chat_min_rerank_score:
             return f"the best rerank score {rerank:.2f} is below {s.chat_min_rerank_score}"

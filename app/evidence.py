@@ -56,6 +56,14 @@ def _stopwords() -> frozenset[str]:
     return frozenset(STOP_WORDS)
 
 
+_YEAR = re.compile(r"\b(19[5-9]\d|20\d\d)\b")  # a year as people write one: 2024, not FY2024's digits
+
+
+def years_named(text: str) -> list[str]:
+    """The years a text names, in order, once each: "Q3 2024 against 2023" -> ['2024', '2023']."""
+    return list(dict.fromkeys(_YEAR.findall(text)))
+
+
 def content_words(text: str) -> set[str]:
     """Lower-cased words of `text` without stopwords or trailing punctuation."""
     words = {w.strip(".-").lower() for w in _WORD.findall(text)}

@@ -32,10 +32,10 @@ from collections.abc import Sequence
 import sqlglot
 from sqlglot import exp
 
+from app.evidence import years_named
 from index.tables import TableInfo
 
 _PLANNED = re.compile(r"budget\w*|forecast\w*|plan(ned)?|target\w*|estimate\w*|projected", re.I)
-_YEAR = re.compile(r"\b(19[5-9]\d|20\d\d)\b")
 TOTAL_ROW = re.compile(r"^\s*(grand |sub-?)?total\b|^\s*all\b", re.IGNORECASE)
 _WHICH = re.compile(r"^\s*(which|who|what (department|team|office|segment|region|quarter|division|unit))\b", re.I)
 
@@ -68,7 +68,7 @@ def actual_not_planned(question: str, sql: str, tables: Sequence[TableInfo]) -> 
 def years_not_read(question: str, sql: str, tables: Sequence[TableInfo], cells: Sequence[str]) -> list[str]:
     """Years the question names that neither the query, the tables' titles and columns, nor `cells` (the tables'
     text) hold."""
-    asked = dict.fromkeys(_YEAR.findall(question))
+    asked = years_named(question)
     if not asked:
         return []
     seen = " ".join([sql, *(f"{t.title} {t.doc_title} {t.file_name} {t.sheet or ''}" for t in tables),

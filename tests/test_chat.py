@@ -117,6 +117,15 @@ def test_abstains_when_the_documents_do_not_answer(chat: ChatPipeline) -> None:
         assert answer.text == ABSTAIN_TEXT and answer.citations == [] and "relevance" in answer.notice
 
 
+def test_abstains_when_the_sources_speak_of_another_year(chat: ChatPipeline) -> None:
+    # The Q3 2026 report holds a revenue line and every word of the question but its year.
+    answer = chat.answer("What was total revenue in Q3 2024?", EMPLOYEE)
+    assert answer.abstained and answer.text == ABSTAIN_TEXT and "not of 2024" in answer.notice, answer.notice
+    # A year that bounds a range asks about other years' rows too: judged by the other checks, not this one.
+    ranged = chat.answer("How many employees in the staff directory started in 2024 or later?", EMPLOYEE)
+    assert "not of 2024" not in ranged.notice
+
+
 def test_access_groups_always_reach_retrieval(chat: ChatPipeline) -> None:
     question = "What is the salary and bonus of James Whitfield?"
     employee = chat.answer(question, EMPLOYEE)
