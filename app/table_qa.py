@@ -60,6 +60,8 @@ LOOKUP_CUE = re.compile(r"\b(list|which|who|whose|what (was|were|is|are)|when|wh
 # Questions that also ask for reasons or context: the computed value goes to the model as one more source.
 EXPLAIN_CUE = re.compile(r"\b(why|reason|because|cause\w*|explain\w*|driv\w*|due to|led to|what happened)\b", re.I)
 _SQL_START = re.compile(r"\b(select|with)\b", re.IGNORECASE)
+_STRING_LITERAL = re.compile(r"('(?:[^']|'')*')")
+_PERCENT_LITERAL = re.compile(r"(\d)%(?!\s*[\d(])")
 _FENCE = re.compile(r"```(?:sql)?", re.IGNORECASE)
 _CITATION = re.compile(rf"\s*{CITATION.pattern}\s*$", re.MULTILINE)
 MAX_RESULT_VALUES = 20
@@ -100,7 +102,7 @@ class Computation:
             shown = [show_value(row[0], plain) for row in result.rows[:MAX_RESULT_VALUES] if row[0] is not None]
             more = len(result.rows) - MAX_RESULT_VALUES
             text = ", ".join(shown) + (f" and {more} more" if more > 0 else "")
-            unit = self._unit()
+            unit = self.result_unit()
             if unit == "%" and len(shown) == 1:
                 return f"{text}%"
             return f"{text} {unit}" if unit and len(shown) == 1 else text
@@ -109,7 +111,7 @@ class Computation:
         more = len(result.rows) - 5
         return " | ".join(lines) + (f" (and {more} more rows)" if more > 0 else "")
 
-    def _unit(self) -> str:
+    def result_unit(self) -> str:
         """The unit of the one column a single-value result reads (sum/avg/min/max/plain), if that column has one."""
         if self.unit is not None:
             return self.unit
@@ -243,6 +245,10 @@ def extract_sql(reply: str) -> str:
     sql = text[match.start():].split(";")[0]
     # Coder models escape a quote inside a string the C way ('J\'Adore'); SQL doubles it ('J''Adore').
     sql = sql.replace("\\'", "''")
+    # ... and write a percentage as the question does ("ratings = 14.0%"), which SQL reads as a modulo with no
+    # right side; the table stores the number.
+    sql = "".join(part if part.startswith("'") else _PERCENT_LITERAL.sub(r"\1", part)
+                  for part in _STRING_LITERAL.split(sql))
     return _CITATION.sub("", sql).strip()
 
 
@@ -290,16 +296,24 @@ def relax_text_matches(sql: str, tables: Sequence[TableInfo] = ()) -> str:
 
 
 def _same_text(column: exp.Column, text: str) -> exp.Expression:
-    """`column` holds `text` up to case, spaces and punctuation: "U.S. Bank Plaza" is the "US Bank Plaza" asked
-    for, '"Our Way"' is "Our Way". Both sides keep only letters and digits (any script). A literal that is all
-    punctuation ("—" for a blank) keeps the case-free comparison."""
+    """`column` holds `text` up to case, spaces and punctuation, in the whole cell or its first line: "U.S. Bank
+    Plaza" is the "US Bank Plaza" asked for, '"Our Way"' is "Our Way", "2nd\n(1956)" is "2nd". Both sides keep only
+    letters and digits (any script). A literal that is all punctuation ("—" for a blank) keeps the case-free
+    comparison."""
     kept = "".join(ch for ch in text.lower() if ch.isalnum())
     if not kept:
         return exp.EQ(this=exp.Lower(this=exp.Trim(this=column.copy())),
                       expression=exp.Lower(this=exp.Trim(this=exp.Literal.string(text))))
-    letters = exp.RegexpReplace(this=exp.Lower(this=column.copy()), expression=exp.Literal.string(r"[^\p{L}\p{N}]"),
-                                replacement=exp.Literal.string(""), modifiers=exp.Literal.string("g"))
-    return exp.EQ(this=letters, expression=exp.Literal.string(kept))
+    def letters(value: exp.Expression) -> exp.Expression:
+        return exp.RegexpReplace(this=exp.Lower(this=value), expression=exp.Literal.string(r"[^\p{L}\p{N}]"),
+                                 replacement=exp.Literal.string(""), modifiers=exp.Literal.string("g"))
+
+    whole = exp.EQ(this=letters(column.copy()), expression=exp.Literal.string(kept))
+    # A cell's first line is its value when later lines annotate it ("2nd\n(1956)", a name over a caption).
+    first_line = exp.SplitPart(this=column.copy(), delimiter=exp.Chr(expressions=[exp.Literal.number(10)]),
+                               part_index=exp.Literal.number(1))
+    return exp.Paren(this=exp.Or(this=whole, expression=exp.EQ(this=letters(first_line),
+                                                                expression=exp.Literal.string(kept))))
 
 
 def _iso_date(text: str) -> str | None:

@@ -154,7 +154,9 @@ class TableEval:
         computation = answerer.compute(question.text, [(source, info) for info in infos[:1]])
         predicted: list[str] = []
         if computation.result is not None:
-            predicted = [str(v) for r in computation.result.rows for v in r[:1] if v is not None]
+            # As the chat states them: a percentage column's values carry their "%" (15.5% is not 15.5).
+            percent = "%" if computation.ok and computation.result_unit() == "%" else ""
+            predicted = [f"{v}{percent}" for r in computation.result.rows for v in r[:1] if v is not None]
         values = self._values(question, row)
         return {"sql": computation.sql, "error": computation.error, "attempts": computation.attempts,
                 "predicted": predicted[:20], "correct": bool(predicted) and wtq_denotation(values, predicted),

@@ -79,6 +79,8 @@ def test_sql_helpers_read_the_models_reply_and_trace_rows() -> None:
     assert extract_sql("Sorry, the tables do not say.") == ""
     assert extract_sql("SELECT year FROM albums WHERE title = 'J\\'Adore'") == (
         "SELECT year FROM albums WHERE title = 'J''Adore'")  # a C-style escaped quote, as SQL writes it
+    assert extract_sql("SELECT ep FROM shows WHERE rating = 14.0% AND name ILIKE '%x%' AND row_id % 2 = 0") == (
+        "SELECT ep FROM shows WHERE rating = 14.0 AND name ILIKE '%x%' AND row_id % 2 = 0")  # a percentage
     assert provenance_sql("SELECT count(*) FROM staff WHERE office = 'Leeds'") == (
         "SELECT row_id FROM staff WHERE office = 'Leeds' LIMIT 50")
     assert provenance_sql("SELECT name FROM staff ORDER BY salary DESC LIMIT 1") == (
@@ -216,7 +218,7 @@ def test_rows_placed_by_position_and_text_written_otherwise_are_found(settings: 
     from app.table_qa import relax_text_matches
 
     towers = ('name,floors,completed\nU.S. Bank Plaza,19,"January 26, 1982"\n"""Our Way""",7,"May 27, 1982"\n'
-              'Lumber Exchange,12,"June 1, 1990"\nFoshay Tower,32,"August 30, 1929"\n')
+              'Lumber Exchange,12,"June 1, 1990"\n"Foshay Tower\n(a landmark)",32,"August 30, 1929"\n')
     with one_table(settings, tmp_path / "lists", "towers.csv", towers) as (store, info):
 
         def rows(sql: str, question: str = "") -> list[tuple]:
@@ -226,6 +228,7 @@ def test_rows_placed_by_position_and_text_written_otherwise_are_found(settings: 
         assert rows("SELECT floors FROM towers WHERE LOWER(TRIM(name)) = LOWER(TRIM('US Bank Plaza'))") == [(19,)]
         assert rows("SELECT floors FROM towers WHERE name ILIKE 'our way'") == [(7,)]
         assert rows("SELECT count(*) FROM towers WHERE name ILIKE 'U%'") == [(1,)]
+        assert rows("SELECT floors FROM towers WHERE name = 'Foshay Tower'") == [(32,)]  # a cell's first line
         # Dates written as the table writes them, in a list too.
         assert sorted(rows("SELECT floors FROM towers WHERE completed IN ('January 26, 1982', 'May 27, 1982')")) == [
             (7,), (19,)]
@@ -234,8 +237,8 @@ def test_rows_placed_by_position_and_text_written_otherwise_are_found(settings: 
                     "Which building comes after \"Our Way\" on the list?") == [("Lumber Exchange",)]
         assert rows("SELECT name FROM towers WHERE LOWER(TRIM(name)) = LOWER(TRIM('Lumber Exchange'))",
                     "What name is above Lumber Exchange?") == [('"Our Way"',)]
-        assert rows("SELECT name FROM towers ORDER BY floors DESC LIMIT 1", "Which tower is last on the list?") == [
-            ("Foshay Tower",)]
+        assert rows("SELECT floors FROM towers ORDER BY floors ASC LIMIT 1", "Which tower is last on the list?") == [
+            (32,)]
     # Left alone: a value comparison, a filter on a number, a query that already uses row_id, no word of position.
     for question, sql in (
             ("Which towers were completed after 1985?", "SELECT name FROM towers WHERE completed > '1985-01-01'"),
