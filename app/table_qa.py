@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 COMPUTE_CUE = re.compile(
     r"\b(how (many|much)|number of|count|total|sum|average|avg|mean|median|highest|lowest|largest|smallest|"
     r"biggest|greatest|least|most|fewest|maximum|minimum|top|bottom|rank\w*|more|less|fewer|compare\w*|combined|"
+    r"longest|shortest|oldest|youngest|earliest|tallest|fastest|slowest|farthest|furthest|"
     r"altogether|overall|"
     r"difference|differ|chang\w*|increas\w*|decreas\w*|grow\w*|growth|declin\w*|rise|rose|fell|drop\w*|ratio|"
     r"percent\w*|proportion|share|per)\b",
