@@ -305,6 +305,7 @@ def _same_text(column: exp.Column, text: str) -> exp.Expression:
     if not kept:
         return exp.EQ(this=exp.Lower(this=exp.Trim(this=column.copy())),
                       expression=exp.Lower(this=exp.Trim(this=exp.Literal.string(text))))
+
     def letters(value: exp.Expression) -> exp.Expression:
         return exp.RegexpReplace(this=exp.Lower(this=value), expression=exp.Literal.string(r"[^\p{L}\p{N}]"),
                                  replacement=exp.Literal.string(""), modifiers=exp.Literal.string("g"))
