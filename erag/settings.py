@@ -16,6 +16,7 @@ from erag.access import require_groups
 
 SearchMode = Literal["float32", "binary", "binary_rescore", "binary_f8"]
 Fusion = Literal["rrf", "dbsf"]
+FusionPolicy = Literal["fixed", "bm25_gap"]
 Precision = Literal["float32", "int8"]
 
 
@@ -107,7 +108,7 @@ class Settings(BaseSettings):
     rrf_weights: tuple[float, float] = Field(
         (1.0, 1.0), description="RRF weights of the dense and the BM25 ranking (the engine's weighted RRF)."
     )
-    fusion_policy: Literal["fixed", "bm25_gap"] = Field(
+    fusion_policy: FusionPolicy = Field(
         "bm25_gap",
         description="bm25_gap = when BM25's 1st hit stands clear of its 10th ((s1 - s10) / s1 > bm25_gap_threshold) "
         "fuse with bm25_led_weights, else 1:1, in process (docs/eval/fusion/report.md); fixed = fuse every query "

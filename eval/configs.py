@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from erag.settings import SearchMode, Settings
+from erag.settings import FusionPolicy, SearchMode, Settings
 
 DEFAULT_CONFIG = "hybrid"
 PEER = "peer-baseline"
@@ -32,7 +32,7 @@ class EvalConfig:
     collection: Literal["binary", "int8"] = "binary"
     query_filters: Literal["auto", "off"] = "off"
     rerank: bool = False
-    fusion_policy: Literal["fixed", "bm25_gap"] | None = None  # None: the settings' policy (the product default)
+    fusion_policy: FusionPolicy | None = None  # None: the settings' policy (the product default)
 
     @property
     def is_peer(self) -> bool:
