@@ -11,6 +11,10 @@ Example:
     'Core hours are 10:00 to 16:00 [2].'
     >>> without_unsupported("Revenue was 11,560 [1]. Margin was 42% [1].", ["Total revenue 11,560"])
     Checked(text='Revenue was 11,560 [1].', removed=['Margin was 42% [1].'], has_content=True)
+    >>> staff_costs = "| Department | Staff costs (GBP k) |\\n| --- | --- |\\n| Legal | 2900 |"
+    >>> without_unsupported("The average salary in Legal is 2,900 [1].", [staff_costs],
+    ...                     question="What is the average salary in Legal?").removed
+    ['The average salary in Legal is 2,900 [1].']
 
 Why: a 1.5B model asked for figures it cannot see (an employee asking for HR salaries) writes plausible ones and
 cites a source for them; a cited number that no source states is worse than no answer. And it writes markers in
@@ -344,6 +348,34 @@ class Checked:
 _UNFINISHED = re.compile(r"\b(is|are|was|were|be|been|equals?|of|the|a|an|to|for|by|with|and|or|from)\W*$")
 
 
+# Pay asked for by name. A budget's "Staff costs" and an assumption's "Subcontractor costs" are real figures that
+# the model read as "the average salary in Legal" and "Margaret Okafor's salary" for an employee who may not see
+# the salary table: a figure given for pay must come from a line (or the table header above it) that names pay.
+_PAY_ASKED = re.compile(r"\b(salar(y|ies)|wages?|bonus(es)?|compensation|remuneration|earnings)\b", re.I)
+_PAY_NAMED = re.compile(r"salar(y|ies)|wages?|bonus|compensation|remuneration|earnings|\bpay\b|\bpaid\b", re.I)
+
+
+def _lines_in_context(texts: Iterable[str]) -> list[str]:
+    """Each line of the texts with the header row of the markdown table it belongs to (chunks of a table open with
+    "| col | col |" then "| --- |"), so a row is read with its column names."""
+    out: list[str] = []
+    for text in texts:
+        lines = text.splitlines()
+        header = ""
+        for i, line in enumerate(lines):
+            if line.startswith("|") and i + 1 < len(lines) and re.match(r"\|\s*-{3}", lines[i + 1]):
+                header = line
+            out.append(f"{header}\n{line}" if line.startswith("|") else line)
+    return out
+
+
+def pay_not_named(figures: Sequence[Figure], texts: Sequence[str]) -> bool:
+    """No line that states one of the figures names pay (`_PAY_NAMED`), in its words or its table's header."""
+    lines = [line for line in _lines_in_context(texts) if _PAY_NAMED.search(line)]
+    known = _known_numbers(lines)
+    return not any(_supports(f, k) for f in figures for k in known)
+
+
 def without_unsupported(answer: str, cited_texts: Sequence[str], computed_values: Sequence[str] = (),
                         question: str = "", people: Callable[[str], Sequence[str]] | None = None) -> Checked:
     """The answer without its unfinished sentences ("The total is [1]."), its sentences that state a figure no
@@ -351,8 +383,10 @@ def without_unsupported(answer: str, cited_texts: Sequence[str], computed_values
     state a figure about a person no cited source names: "Margaret Okafor's salary is 800 GBP k [1]" citing a
     budget row that holds 800 but not her is a real figure read as the wrong thing. Each sentence goes whole, with
     its markers; a list item whose only sentence goes leaves no empty number behind. `has_content` is False when
-    nothing but markers and stopwords is left (the chat abstains)."""
+    nothing but markers and stopwords is left (the chat abstains). A question that asks for pay by name (salary,
+    bonus, ...) keeps a figure only from a line that names pay (`pay_not_named`)."""
     known = _known_numbers([*cited_texts, *computed_values, question])
+    pay = bool(_PAY_ASKED.search(question))
     held = "\n".join([*cited_texts, *computed_values]).lower()
     removed: list[str] = []
 
@@ -364,6 +398,8 @@ def without_unsupported(answer: str, cited_texts: Sequence[str], computed_values
         bad = [f for f in figures if not any(_supports(f, k) for k in known)]
         if not bad and figures and people is not None:
             bad = [name for name in people(sentence.text) if not _named_in(name, held)]
+        if not bad and figures and pay and pay_not_named(figures, [*cited_texts, *computed_values]):
+            bad = [f.text for f in figures]
         if bad:
             removed.append(_render(sentence, None).strip())
         return not bad

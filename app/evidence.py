@@ -32,6 +32,12 @@ CountTokens = Callable[[str], int]
 _WORD = re.compile(r"[\w$€£%.-]+", re.UNICODE)
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
 _MAX_UNIT_CHARS = 600  # a bullet list joined into one "sentence" must not eat the whole budget
+_WRAP_MIN_CHARS = 60
+_WORDS = re.compile(r"[^\W\d_]{2,}|\d+")
+# A line that stops on a word or a comma (not on a number: PDF table rows end in figures) ...
+_OPEN_END = re.compile(r"[^\W\d_],?\s*$")
+# ... and a next line that starts something of its own.
+_NEW_ITEM = re.compile(r"\s*(?:[-*•|#>]|\d{1,2}[.)]\s|[QA]:|\w[\w ]{0,30}:\s)")
 LEXICAL_WEIGHT = 0.3
 
 
@@ -136,14 +142,30 @@ class Source:
         return "; ".join(f"{c}: {v}" for c, v in zip(columns, unit.row, strict=False) if v)
 
 
+def _wraps_on(line: str, following: str) -> bool:
+    """Does `line` break mid-sentence into `following`? Plain text and HTML are often hard-wrapped at ~90
+    characters: "... completes the course each year by" / "31 March. New starters ...". Cut there, the evidence
+    budget kept one half and the model answered "by [1]." A long line that ends on a word or a comma continues
+    into a line that is not a list item, a table row or a Q/A turn; short lines (headings) never do."""
+    if len(line) < _WRAP_MIN_CHARS or not following.strip():
+        return False
+    return bool(_OPEN_END.search(line)) and not _NEW_ITEM.match(following)
+
+
 def _whole_lines(text: str) -> list[str]:
-    """The text's lines, a line that opens a bracket it does not close joined to the next: HTML and PDF text wrap
-    inside "(internal extension\n4357)", and a unit cut there shows the model a number torn from its sentence."""
+    """The text's lines, a line that opens a bracket it does not close or wraps mid-sentence (`_wraps_on`)
+    joined to the next: HTML and PDF text wrap inside "(internal extension\n4357)", and a unit cut there shows
+    the model a number torn from its sentence."""
     lines: list[str] = []
     pending = ""
-    for line in text.splitlines():
+    raw = text.splitlines()
+    for i, line in enumerate(raw):
         pending = f"{pending} {line.strip()}" if pending else line
-        if pending.count("(") <= pending.count(")") or len(pending) > _MAX_UNIT_CHARS:
+        following = raw[i + 1] if i + 1 < len(raw) else ""
+        # A cell cut short ("Subcontractor costs (in Consulting staf…") leaves its bracket open for good.
+        unclosed = pending.count("(") > pending.count(")") and not pending.rstrip().endswith("…")
+        opened = unclosed or _wraps_on(line, following)
+        if not opened or len(pending) > _MAX_UNIT_CHARS:
             lines.append(pending)
             pending = ""
     if pending:
@@ -172,8 +194,15 @@ def split_units(hit: Hit) -> tuple[str, list[Unit]]:
         line = _BULLET.sub("", line).strip()
         if not line:
             continue
+        stub = ""
         for sentence in _sentencizer()(line).sents:
-            clean = " ".join(sentence.text.split())
+            clean = " ".join(f"{stub} {sentence.text}".split())
+            # "A: No." alone means nothing and scores low: an FAQ's answer was left out of the prompt while its
+            # reason was kept, and the model could not say no. A sentence of one or two words opens the next.
+            if len(_WORDS.findall(clean)) <= 2 and sentence.end < len(sentence.doc):
+                stub = clean
+                continue
+            stub = ""
             if len(clean) > 2 and all(u.text != clean[:_MAX_UNIT_CHARS] for u in units):
                 units.append(Unit(clean[:_MAX_UNIT_CHARS], len(units)))
     return header, units

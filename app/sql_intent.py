@@ -1,4 +1,4 @@
-"""Does the model's query read what the question asks? Three checks the packaged 1.5B model needs on business tables.
+"""Does the model's query read what the question asks? Four checks the packaged 1.5B model needs on business tables.
 
 Example:
     >>> from index.tables import ColumnInfo, TableInfo
@@ -8,6 +8,10 @@ Example:
     >>> print(actual_not_planned("What was total revenue in Q3 2026?",
     ...                          "SELECT q3_2026_budget FROM report WHERE line_item = 'Total revenue'", [report]))
     SELECT q3_2026_actual FROM report WHERE line_item = 'Total revenue'
+    >>> print(label_named("What is the budgeted operating profit for FY 2026?",
+    ...       "SELECT fy_2026 FROM summary WHERE line_item = 'Operating expenses - Staff costs'",
+    ...       {"line_item": ["Total revenue", "Operating expenses - Staff costs", "Operating profit"]}))
+    SELECT fy_2026 FROM summary WHERE line_item = 'Operating profit'
     >>> years_not_read("What was total revenue in Q3 2024?", "SELECT q3_2026_actual FROM report", [report], [])
     ['2024']
     >>> is_total_row_answer("Which department spent most?", [("Total operating expenses",)])
@@ -20,6 +24,8 @@ What each catches, seen on the sample company's question set (eval/sets/sample_c
 - `years_not_read`: asked for Q3 2024, the model answered from the Q3 2026 report's only revenue row. A year the
   question names must be read somewhere (the query, the table's title, a column, a cell), else the table does
   not hold the answer and the text path (and its abstention) takes the question.
+- `label_named`: asked "the budgeted operating profit for FY 2026", the model filtered the summary sheet on
+  "Operating expenses - Staff costs"; a row label the question names word for word is the row it asks about.
 - `is_total_row_answer`: asked which department spent most, the model returned the "Total operating expenses"
   row. A which/who question is never answered by a total row unless it asks about totals.
 """
@@ -27,15 +33,19 @@ What each catches, seen on the sample company's question set (eval/sets/sample_c
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import sqlglot
 from sqlglot import exp
 
 from app.evidence import years_named
+from app.row_order import bare_operand
 from index.tables import TableInfo
 
 _PLANNED = re.compile(r"budget\w*|forecast\w*|plan(ned)?|target\w*|estimate\w*|projected", re.I)
+_PLANNED_WORD = re.compile(rf"\b(?:{_PLANNED.pattern})\b", re.I)
+_AGAINST_PLAN = re.compile(rf"\b(against|versus|vs\.?|compared (to|with)|relative to|over|under|above|below|to|"
+                           rf"than|beat|missed?)\s+(the\s+|its\s+|their\s+)?(?:{_PLANNED.pattern})\b", re.I)
 TOTAL_ROW = re.compile(r"^\s*(grand |sub-?)?total\b|^\s*all\b", re.IGNORECASE)
 _WHICH = re.compile(r"^\s*(which|who|what (department|team|office|segment|region|quarter|division|unit))\b", re.I)
 
@@ -46,23 +56,92 @@ def actual_not_planned(question: str, sql: str, tables: Sequence[TableInfo]) -> 
     if _PLANNED.search(question):
         return None
     names = {c.name.lower() for t in tables for c in t.columns}
+
+    def twin(node: exp.Expression) -> exp.Expression | None:
+        if isinstance(node, exp.Column) and _PLANNED.search(node.name):
+            actual = _PLANNED.sub("actual", node.name.lower())
+            if actual in names and actual != node.name.lower():
+                return exp.column(actual, table=node.table or None)
+        return None
+
+    return _rewritten(sql, twin)
+
+
+def _rewritten(sql: str, replace: Callable[[exp.Expression], exp.Expression | None]) -> str | None:
+    """`sql` with every node `replace` gives a replacement for replaced; None when none is (or sql does not
+    parse)."""
     try:
         tree = sqlglot.parse_one(sql, dialect="duckdb")
     except sqlglot.errors.SqlglotError:
         return None
     changed = False
 
-    def twin(node: exp.Expression) -> exp.Expression:
+    def visit(node: exp.Expression) -> exp.Expression:
         nonlocal changed
-        if isinstance(node, exp.Column) and _PLANNED.search(node.name):
-            actual = _PLANNED.sub("actual", node.name.lower())
-            if actual in names and actual != node.name.lower():
-                changed = True
-                return exp.column(actual, table=node.table or None)
-        return node
+        new = replace(node)
+        if new is None:
+            return node
+        changed = True
+        return new
 
-    fixed = tree.transform(twin)
+    fixed = tree.transform(visit)
     return fixed.sql(dialect="duckdb") if changed else None
+
+
+def plan_agrees(question: str, table: TableInfo) -> bool:
+    """Does the table's name (title, file, sheet) name a plan exactly when the question does? Asked "What was
+    total revenue in Q3 2026?", the model read the budget workbook's Q3 column, listed first because its rows
+    ranked first; a question that names no plan asks what happened, so a plan's table goes after the others,
+    and one that does ("budgeted total revenue") reads the plan's table before a report's budget column. A plan
+    named as the yardstick ("the variance against budget", "above forecast") asks about what happened."""
+    named = f"{table.title} {table.doc_title} {table.file_name} {table.sheet or ''}"
+    asked = _AGAINST_PLAN.sub(" ", question)
+    return bool(_PLANNED_WORD.search(asked)) == bool(_PLANNED_WORD.search(named))
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[^\W_]+", text.lower())
+
+
+def _phrase_in(words: list[str], asked: list[str]) -> bool:
+    n = len(words)
+    return n > 0 and any(asked[i:i + n] == words for i in range(len(asked) - n + 1))
+
+
+def label_named(question: str, sql: str, labels: dict[str, Sequence[str]]) -> str | None:
+    """`sql` with a text condition `col = 'Operating expenses - Staff costs'` rewritten to the row label of that
+    column the question names word for word ("budgeted operating profit" names the row "Operating profit"), when
+    the model's label is not in the question's words; None when nothing changes. `labels` holds each text column's
+    values (small tables). Only the longest label named is used, and only when it is the only one that long:
+    "total revenue of Platform" keeps 'Revenue - Platform', whose words the question holds."""
+    asked = _words(question)
+
+    def fix(node: exp.Expression) -> exp.Expression | None:
+        if not isinstance(node, (exp.EQ, exp.Like, exp.ILike)):
+            return None
+        column, literal = _bare(node.left), _bare(node.right)
+        if not (isinstance(column, exp.Column) and isinstance(literal, exp.Literal) and literal.is_string):
+            return None
+        values = labels.get(column.name.lower())
+        written = _words(literal.this)
+        if not values or not written or set(written) <= set(asked):
+            return None
+        named = [v for v in values if _phrase_in(_words(v), asked)]
+        longest = max((len(_words(v)) for v in named), default=0)
+        best = [v for v in named if len(_words(v)) == longest]
+        if len(set(best)) != 1:
+            return None
+        return exp.EQ(this=column.copy(), expression=exp.Literal.string(best[0]))
+
+    return _rewritten(sql, fix)
+
+
+def _bare(node: exp.Expression) -> exp.Expression:
+    """`bare_operand`, and a literal's text without LIKE's % wildcards."""
+    node = bare_operand(node)
+    if isinstance(node, exp.Literal) and node.is_string and "%" in node.this:
+        return exp.Literal.string(node.this.strip("%"))
+    return node
 
 
 def years_not_read(question: str, sql: str, tables: Sequence[TableInfo], cells: Sequence[str]) -> list[str]:

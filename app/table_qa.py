@@ -34,9 +34,17 @@ from sqlglot import exp
 from app.citations import CITATION
 from app.evidence import Source, word_stems
 from app.period_change import PeriodQuestion, best_row, period_sql, year_column
+from app.period_peak import PeakQuestion, peak_sql
 from app.prompt import sql_examples, sql_messages
 from app.row_order import bare_operand, row_order_sql
-from app.sql_intent import TOTAL_ROW, actual_not_planned, is_total_row_answer, years_not_read
+from app.sql_intent import (
+    TOTAL_ROW,
+    actual_not_planned,
+    is_total_row_answer,
+    label_named,
+    plan_agrees,
+    years_not_read,
+)
 from erag.access import GroupScope
 from index.tables import QueryError, QueryResult, StaleTableError, TableInfo, TableRow, TableStore
 from ingest.table_summary import SUMMARY_KIND
@@ -71,6 +79,9 @@ _ENTITY_QUESTION = re.compile(r"^\s*(who|which|where|when|whose|name)\b", re.IGN
 # A column of years ("year", "start_year"), not of money per year ("fy_2026", "year_2026")
 _YEAR_COLUMN = re.compile(r"^(\w*_)?(year|yr|season)s?$", re.IGNORECASE)
 _RULE_MAX_ROWS = 500  # the rule reads every row label; financial statements have dozens
+# Two or more capitalised words, as people and products are named ("Daniel Ferreira", "Helios Lens").
+_FULL_NAME = re.compile(r"\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+)+\b")
+_LABEL_MAX_ROWS = 60  # row labels a question may name word for word (app/sql_intent.label_named)
 
 
 @dataclass
@@ -87,7 +98,7 @@ class Computation:
     error: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     unit: str | None = None  # the result's unit when the query decides it (a percentage change); None: from columns
-    by_rule: bool = False  # the SQL was written by app/period_change.py, not by the model
+    by_rule: bool = False  # the SQL was written by app/period_change.py or app/period_peak.py, not by the model
 
     @property
     def ok(self) -> bool:
@@ -203,18 +214,19 @@ def _identity_stems(text: str) -> set[str]:
 
 
 def by_identity(question: str, pairs: list[tuple[Source, TableInfo]]) -> list[tuple[Source, TableInfo]]:
-    """Tables the question names first (words of its title, file name or column labels: "staff directory" reaches
+    """Tables whose plan agrees with the question's first (`plan_agrees`: a budget for "budgeted", else actuals),
+    then the tables the question names (words of its title, file name or column labels: "staff directory" reaches
     employees.csv by "employees"), then retrieval order. The best-ranked chunk is often a row that shares a
     cell with the question ("Toronto" in the budget sheet) while the table asked about is another."""
     asked = _identity_stems(question)
 
-    def named(pair: tuple[Source, TableInfo]) -> int:
+    def named(pair: tuple[Source, TableInfo]) -> tuple[bool, int]:
         # The table's own name counts twice a column's: "staff" in "Staff costs (GBP k)" must not outweigh
         # "employees" naming employees.csv.
         table = pair[1]
         title = _identity_stems(f"{table.title} {Path(table.file_name).stem}")
         columns = _identity_stems(" ".join(c.label for c in table.columns[1:]))
-        return 2 * len(asked & title) + len(asked & columns)
+        return plan_agrees(question, table), 2 * len(asked & title) + len(asked & columns)
 
     return sorted(pairs, key=named, reverse=True)  # stable: ties keep retrieval order
 
@@ -435,11 +447,15 @@ class TableAnswerer:
         return bool(LOOKUP_CUE.search(question)) and sources[0].hit.payload.get("kind") in TABLE_KINDS
 
     def candidates(self, sources: Sequence[Source], groups: GroupScope) -> list[tuple[Source, TableInfo]]:
-        """The user's catalog tables behind the table sources, best source first, of the version retrieved."""
+        """The user's catalog tables behind the table sources, best source first, of the version retrieved; then
+        the tables of documents whose prose is among the three best sources. Asked "What was total revenue in Q3
+        2026?", the quarterly report's highlights paragraph ranked first and its results table not at all, so
+        the model computed over the budget, the only table retrieved."""
         wanted = [s for s in sources if s.hit.payload.get("kind") in TABLE_KINDS]
         if not wanted:
             return []
-        catalog = self.tables.catalog(groups, doc_ids={s.hit.doc_id for s in wanted})
+        prose = [s for s in sources[:3] if s.hit.payload.get("kind") not in TABLE_KINDS]
+        catalog = self.tables.catalog(groups, doc_ids={s.hit.doc_id for s in [*wanted, *prose]})
         out: list[tuple[Source, TableInfo]] = []
         for source in wanted:
             p = source.hit.payload
@@ -455,6 +471,11 @@ class TableAnswerer:
                 exact = [t for t in matching if t.title and t.title in caption]
             for table in exact or matching:
                 if all(table.key != known.key for _, known in out):
+                    out.append((source, table))
+        for source in prose:
+            for table in catalog:
+                if table.doc_id == source.hit.doc_id and table.version == source.hit.payload.get("version") and all(
+                        table.key != known.key for _, known in out):
                     out.append((source, table))
         return out
 
@@ -511,8 +532,33 @@ class TableAnswerer:
 
     def run(self, question: str, sources: Sequence[Source], groups: GroupScope) -> Computation | None:
         """Write, check and run one query (one retry after an error); None when no table of the sources applies."""
-        pairs = by_identity(question, self.candidates(sources, groups))[: self.max_tables]
+        pairs = self._by_own_row(question, by_identity(question, self.candidates(sources, groups)))
+        pairs = pairs[: self.max_tables]
         return self.compute(question, pairs) if pairs else None
+
+    def _by_own_row(self, question: str, pairs: list[tuple[Source, TableInfo]]) -> list[tuple[Source, TableInfo]]:
+        """Tables where a name the question gives ("Daniel Ferreira") fills one column in exactly one row first: that
+        is the name's own row. Asked "Which office is Daniel Ferreira based in?", the model read the budget, where he
+        owns three rows (one per office), instead of the staff directory, where he has one."""
+        names = list(dict.fromkeys(_FULL_NAME.findall(question)))
+        if not names or len(pairs) < 2:
+            return pairs
+
+        def own_row(pair: tuple[Source, TableInfo]) -> bool:
+            info = pair[1]
+            text = [c.name for c in info.columns[1:] if c.type == "text"]
+            if not text:
+                return False
+            # Rows per (column, name): a manager column names him four times, his own row's name column once.
+            counts = ", ".join(f"SUM(CASE WHEN lower(trim(\"{c}\")) = '{n.lower().replace(chr(39), chr(39) * 2)}' "
+                               f"THEN 1 ELSE 0 END)" for c in text for n in names)
+            try:
+                found = self.tables.query(f"SELECT {counts} FROM {info.name}", [info])
+            except (QueryError, StaleTableError):
+                return False
+            return bool(found.rows) and 1 in found.rows[0]
+
+        return sorted(pairs, key=lambda pair: not own_row(pair))  # stable: the order so far breaks ties
 
     def compute(self, question: str, pairs: list[tuple[Source, TableInfo]]) -> Computation:
         """The query over these (source, table) pairs, best first: the evaluation calls this with the gold table."""
@@ -535,6 +581,7 @@ class TableAnswerer:
             sql = extract_sql(reply)
             sql = row_order_sql(question, sql) or sql
             sql = actual_not_planned(question, sql, tables) or sql
+            sql = label_named(question, sql, self._labels(tables)) or sql
             computation.sql = sql
             if not sql:
                 error = "the reply held no SELECT query"
@@ -573,6 +620,18 @@ class TableAnswerer:
             computation.source = self._cited_source(computation, pairs)
         return computation
 
+    def _labels(self, tables: Sequence[TableInfo]) -> dict[str, list[str]]:
+        """Each text column's values, for tables of statement size (their row labels); big tables give none."""
+        out: dict[str, list[str]] = {}
+        for info in tables:
+            if info.row_count > _LABEL_MAX_ROWS:
+                continue
+            text = [c.name for c in info.columns[1:] if c.type == "text"]
+            for row in self.tables.rows(info, limit=info.row_count):
+                for name in text:
+                    out.setdefault(name.lower(), []).append(str(row.texts.get(name, "")))
+        return out
+
     def _years_not_read(self, computation: Computation) -> list[str]:
         """Years the question names that the query, the tables it read and their cells leave out (the Q3 2026
         report read for Q3 2024). The cells are read only when the query and the tables' names miss a year."""
@@ -585,32 +644,40 @@ class TableAnswerer:
         return years_not_read(computation.question, computation.sql, read, cells)
 
     def _by_rule(self, question: str, pairs: list[tuple[Source, TableInfo]]) -> Computation | None:
-        """One row compared between years (app/period_change.py), computed without the model over the candidate
-        table whose row label the question names best (ties: retrieval order); None when the question or the
-        tables are not clearly of that shape."""
-        ask = PeriodQuestion.parse(question)
-        if ask is None:
+        """Two question shapes computed without the model: one row compared between years (app/period_change.py)
+        and the period a row peaks in (app/period_peak.py), over the candidate table whose row label the question
+        names best (ties: retrieval order); None when the question or the tables are not clearly of that shape."""
+        change = PeriodQuestion.parse(question)
+        peak = None if change is not None else PeakQuestion.parse(question)
+        if change is None and peak is None:
             return None
-        best: tuple[float, Source, TableInfo, list[str], int] | None = None
+        subject = change.subject if change is not None else peak.subject  # type: ignore[union-attr]
+        best: tuple[float, Source, TableInfo, list[tuple[str, str]], int] | None = None
         for source, info in pairs:
             numeric = [(c.name, c.label) for c in info.columns[1:] if c.type in ("integer", "number")]
-            columns = [year_column(numeric, year) for year in ask.years()]
+            if change is not None:
+                found_columns = [year_column(numeric, year) for year in change.years()]
+                columns = [(c, c) for c in found_columns if c] if None not in found_columns else []
+            else:
+                columns = peak.columns(numeric)  # type: ignore[union-attr]
             label = next((c.name for c in info.columns[1:] if c.type == "text"), None)
-            if None in columns or label is None or info.row_count > _RULE_MAX_ROWS:
+            if not columns or label is None or info.row_count > _RULE_MAX_ROWS:
                 continue
             labels = {r.row_id: str(r.texts.get(label, "")) for r in self.tables.rows(info, limit=info.row_count)}
-            found = best_row(ask.subject, labels)
+            found = best_row(subject, labels)
             if found is not None and (best is None or found[1] > best[0]):
-                best = (found[1], source, info, [c for c in columns if c], found[0])
+                best = (found[1], source, info, columns, found[0])
         if best is None:
             return None
         _, source, info, columns, row_id = best
+        sql = (period_sql(change, info.name, [name for name, _ in columns], row_id) if change is not None
+               else peak_sql(peak, info.name, columns, row_id))  # type: ignore[arg-type]
         try:
-            result = self.tables.query(period_sql(ask, info.name, columns, row_id), [info])
+            result = self.tables.query(sql, [info])
         except (QueryError, StaleTableError):
             return None
         computation = Computation(question, result.sql, result, [info], source, attempts=0, by_rule=True,
-                                  unit="%" if ask.op == "percent" else None)
+                                  unit="%" if change is not None and change.op == "percent" else None)
         if not computation.ok:
             return None
         computation.rows = self.tables.rows(info, limit=1, row_ids=[row_id])

@@ -87,6 +87,26 @@ def test_sentences_that_stop_where_the_statement_should_be_are_dropped() -> None
         assert without_unsupported(whole, [DIRECTORY]).removed == [], whole
 
 
+def test_a_figure_given_for_pay_must_come_from_a_line_that_names_pay() -> None:
+    # The sample company's employee asked "What is the average salary in the Legal department?" and read the
+    # budget's staff costs back as a salary; the HR user's real salary table names pay in its header.
+    budget = ("Table: budget 2026 - By Department\n| Department | Office | Staff costs (GBP k) |\n| --- | --- | --- |\n"
+              "| Legal | Leeds | 290 |\n| Legal | Berlin | 110 |")
+    salaries = ("Table: salaries\n| name | department | salary_gbp |\n| --- | --- | --- |\n"
+                "| Eleanor Voss | Legal | 98000 |")
+    question = "What is the average salary in the Legal department?"
+    wrong = without_unsupported("The average salary in the Legal department is 290 GBP k [1].", [budget],
+                                question=question)
+    assert wrong.removed and not wrong.has_content
+    right = without_unsupported("Eleanor Voss's salary is 98,000 GBP [1].", [salaries], question=question)
+    assert right.removed == []
+    # A prose line that names pay backs its figure; a question that does not ask for pay is not judged by this.
+    assert without_unsupported("The annual bonus is 8% [1].", ["Bonuses are paid in March: 8% of base pay."],
+                               question="How big is the annual bonus?").removed == []
+    assert without_unsupported("Legal's staff costs are 290 GBP k [1].", [budget],
+                               question="What are Legal's staff costs in Leeds?").removed == []
+
+
 # --- clean_citations ---------------------------------------------------------------------------------------------
 def test_a_real_figure_said_of_a_person_the_source_does_not_name_is_dropped() -> None:
     from erag.models import load_spacy

@@ -67,6 +67,26 @@ def chat(company_home: Path, tmp_path_factory) -> ChatPipeline:
     pipeline.close()
 
 
+def test_hard_wrapped_text_reaches_the_model_as_whole_sentences() -> None:
+    from app.evidence import split_units
+    from erag.schema import Hit
+
+    # The sample FAQ wraps at ~90 characters ("... each year by" / "31 March. New starters ..."): cut at the
+    # line, the evidence budget kept one half and the model answered "by [1]."; "A: No." alone scored too low
+    # to be kept, and the model could not say no.
+    faq = (DATA / "it" / "security_faq.txt").read_text()
+    _, units = split_units(Hit("faq-0", 1.0, {"file_name": "security_faq.txt", "text": faq}))
+    texts = [u.text for u in units]
+    assert any("Security Essentials course each year by 31 March." in t for t in texts), texts
+    assert "A: No. USB storage devices are blocked on all company laptops." in texts
+    assert "Q: Can I use a USB memory stick?" in texts  # a question and its answer stay apart
+    # A heading is not run into the paragraph under it, nor a table row into the next.
+    _, units = split_units(Hit("t-0", 1.0, {"text": "2.1 Standard hours\nThe working week is 37.5 hours.\n"
+                                                   "Revenue - Consulting 6,420 6,300\nRevenue - Platform 4,180"}))
+    assert [u.text for u in units] == ["2.1 Standard hours", "The working week is 37.5 hours.",
+                                       "Revenue - Consulting 6,420 6,300", "Revenue - Platform 4,180"]
+
+
 def test_answer_quotes_and_cites_existing_sources_and_is_stored(chat: ChatPipeline) -> None:
     answer = chat.answer("What are the core working hours?", EMPLOYEE)
     assert answer.mode == "extractive" and not answer.abstained

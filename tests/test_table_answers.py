@@ -45,6 +45,27 @@ def one_table(settings: Settings, folder: Path, file_name: str, text: str):
         yield store, info
 
 
+@contextmanager
+def answered_by_rule(settings: Settings, folder: Path, file_name: str, text: str):
+    """One table file ingested, and a TableAnswerer with no model over it (a rule needs none: a model call would
+    fail); yields the store, the table's entry, the answerer and `computed(question)`, the rule's values."""
+    from app.evidence import Source
+    from app.table_qa import TableAnswerer
+    from erag.schema import Hit
+
+    with one_table(settings, folder, file_name, text) as (store, info):
+        source = Source(1, Hit("c1", 1.0, {"doc_id": info.doc_id, "kind": "table"}), "", [])
+        qa = TableAnswerer(store, generator=None)
+
+        def computed(question: str) -> str:
+            computation = qa.compute(question, [(source, info)])
+            assert computation.by_rule and computation.ok, (question, computation.error)
+            assert computation.record()["source_rows"], "the row behind the value is shown"
+            return computation.values()
+
+        yield store, info, qa, source, computed
+
+
 def test_tables_follow_their_document_types_groups_versions_and_deletion(settings: Settings, tmp_path: Path) -> None:
     folder = tmp_path / "hr"
     folder.mkdir()
@@ -137,8 +158,26 @@ def test_the_table_a_question_names_is_queried_before_better_ranked_ones(llm_cha
     assert chosen[0][1] is staff  # "people" and "staff" name the employees table, not the budget's staff costs
     chosen = by_identity("In which quarter of 2026 is budgeted total revenue highest?", ranked[::-1])  # type: ignore
     assert chosen[0][1] is budget
-    # Nothing in the question names a table: retrieval order stands.
-    assert by_identity("Who is in Toronto?", ranked) == ranked  # type: ignore[arg-type]
+    # A question that names no plan asks what happened: the report before the budget workbook ranked above it.
+    summary = tables[("budget_2026.xlsx", "Summary")]
+    chosen = by_identity("What was total revenue in Q3 2026 in GBP thousands?", [(None, summary), (None, report)])  # type: ignore
+    assert chosen[0][1] is report
+    chosen = by_identity("What was budgeted total revenue in Q3 2026?", [(None, report), (None, summary)])  # type: ignore
+    assert chosen[0][1] is summary
+    chosen = by_identity("What was the operating profit variance against budget in Q3 2026?",  # type: ignore
+                         [(None, summary), (None, report)])
+    assert chosen[0][1] is report  # the budget as the yardstick: the question asks what happened
+    # Nothing in the question names a table: retrieval order stands, but for the plan that goes last.
+    assert by_identity("Who is in Toronto?", ranked) == [ranked[1], ranked[2], ranked[0]]  # type: ignore[arg-type]
+    assert by_identity("Who is in Toronto?", ranked[1:]) == ranked[1:]  # type: ignore[arg-type]
+    # A person the question names: the table where they have their own row (the directory), not the budget where
+    # they own one row per office.
+    from app.table_qa import TableAnswerer
+
+    qa = TableAnswerer(llm_chat.tables, generator=None)
+    chosen = qa._by_own_row("Which office is Daniel Ferreira based in?", [(None, budget), (None, staff)])  # type: ignore
+    assert chosen[0][1] is staff
+    assert qa._by_own_row("Which office has most staff?", [(None, budget), (None, staff)])[0][1] is budget  # type: ignore
 
 
 def test_an_employee_never_computes_over_a_restricted_table(llm_chat: ChatPipeline) -> None:
@@ -183,24 +222,11 @@ def test_a_question_no_source_is_close_to_is_not_answered_from_a_table(llm_chat:
 
 
 def test_a_change_between_two_years_is_computed_by_rule_over_the_real_row(settings: Settings, tmp_path: Path) -> None:
-    from app.evidence import Source
-    from app.table_qa import TableAnswerer
-    from erag.schema import Hit
-
     # An annual-report table as such reports write it: a caption row, the years as a second header row, currency
     # signs, thousands separators and a negative in parentheses.
     debt = (",Year ended 31 December,\n,2019,2018\nTotal debt,\"$ 4,200\",\"$ 5,300\"\nNet debt,\"3,050\",\"2,436\"\n"
             "Cash and cash equivalents,\"1,150\",\"2,864\"\nLease liabilities,(120),35\n")
-    with one_table(settings, tmp_path / "finance", "debt.csv", debt) as (store, info):
-        source = Source(1, Hit("c1", 1.0, {"doc_id": info.doc_id, "kind": "table"}), "", [])
-        qa = TableAnswerer(store, generator=None)  # the rule needs no model: a model call here would fail
-
-        def computed(question: str) -> str:
-            computation = qa.compute(question, [(source, info)])
-            assert computation.by_rule and computation.ok, (question, computation.error)
-            assert computation.record()["source_rows"], "the row behind the value is shown"
-            return computation.values()
-
+    with answered_by_rule(settings, tmp_path / "finance", "debt.csv", debt) as (_, info, qa, source, computed):
         assert computed("What was the change in total debt between 2018 and 2019?") == "-1,100"
         assert computed("What was the change in total debt from 2019 to 2018?") == "1,100"  # the order asked
         assert computed("What was the percentage change in net debt from 2018 to 2019?") == "25.21%"
@@ -269,3 +295,36 @@ def test_the_query_reads_the_actual_figures_and_the_year_asked(settings: Setting
     assert is_total_row_answer("Which segment earned most?", [("Total revenue",)])
     assert not is_total_row_answer("Which line is the total?", [("Total revenue",)])
     assert not is_total_row_answer("Which segment earned most?", [("Consulting revenue",)])
+
+
+def test_the_period_a_row_peaks_in_and_the_row_the_question_names(settings: Settings, tmp_path: Path) -> None:
+    from app.sql_intent import label_named
+
+    # A budget summary lays its quarters out as columns, beside the full year.
+    summary = ("Line item (GBP thousands),Q1 2026,Q2 2026,Q3 2026,Q4 2026,FY 2026\n"
+               "Total revenue,\"10,600\",\"11,100\",\"11,300\",\"12,000\",\"45,000\"\n"
+               "Operating expenses - Staff costs,\"6,120\",\"6,270\",\"6,430\",\"6,640\",\"25,460\"\n"
+               "Operating profit,\"2,550\",\"2,850\",\"2,840\",\"3,260\",\"11,500\"\n")
+    folder = tmp_path / "finance"
+    with answered_by_rule(settings, folder, "budget_summary.csv", summary) as (store, info, qa, source, computed):
+        assert computed("In which quarter of 2026 is budgeted total revenue highest?") == "Q4 2026"
+        assert computed("Which quarter had the lowest operating profit?") == "Q1 2026"  # not the FY column
+        assert computed("In which quarter was operating profit higher, Q2 or Q3?") == "Q2 2026"
+        assert qa._by_rule("Which quarter had the highest costs?", [(source, info)]) is None  # no row named
+        # The model filtered on a row the question does not name; the row it names word for word is read.
+        label = info.columns[1].name
+        wrong = f"SELECT fy_2026 FROM {info.name} WHERE {label} = 'Operating expenses - Staff costs'"
+        fixed = label_named("What is the budgeted operating profit for FY 2026?", wrong, qa._labels([info]))
+        assert fixed is not None and store.query(fixed, [info]).rows == [(11500,)]
+        # Left alone: the model's row is in the question's words, or no row is named word for word.
+        assert label_named("What were operating expenses - staff costs in FY 2026?", wrong, qa._labels([info])) is None
+        assert label_named("What was the FY 2026 profit?", wrong, qa._labels([info])) is None
+
+
+def test_a_reports_table_is_read_when_its_prose_ranked_first(llm_chat: ChatPipeline) -> None:
+    # The report's highlights paragraph ranks first and its results table not at all; the budget workbook's
+    # rows are the only table retrieved. The question names no plan, so the report's table is computed over.
+    answer = llm_chat.answer("What was total revenue in Q3 2026 in GBP thousands?", EMPLOYEE)
+    assert answer.mode == "table" and "11,560" in answer.text, (answer.text, answer.computation)
+    assert {t["file_name"] for t in answer.computation["tables"]} == {"q3_2026_quarterly_report.pdf"}
+    assert answer.citations[0].payload["file_name"] == "q3_2026_quarterly_report.pdf"
