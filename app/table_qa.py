@@ -573,6 +573,7 @@ class TableAnswerer:
         pairs = [(s, t) for s, t in pairs if t in tables]
         computation = Computation(question, "", None, tables, pairs[0][0])
         examples = _examples(tables[0])
+        labels = self._labels(tables)
         previous, error = "", ""
         for attempt in (1, 2):
             computation.attempts = attempt
@@ -581,7 +582,7 @@ class TableAnswerer:
             sql = extract_sql(reply)
             sql = row_order_sql(question, sql) or sql
             sql = actual_not_planned(question, sql, tables) or sql
-            sql = label_named(question, sql, self._labels(tables)) or sql
+            sql = label_named(question, sql, labels) or sql
             computation.sql = sql
             if not sql:
                 error = "the reply held no SELECT query"
