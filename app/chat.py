@@ -28,6 +28,7 @@ from app.abstention import AbstentionGate, other_period, source_features
 from app.answer_checks import clean_citations, held_citations, source_text, without_unsupported
 from app.evidence import EvidenceSelector, Source, approx_tokens
 from app.extractive import ExtractiveAnswerer
+from app.faq import faq_answer
 from app.feedback import FeedbackRanker, FeedbackStore
 from app.identity import access_groups
 from app.injection import screen_answer, screened_stream
@@ -366,7 +367,14 @@ class ChatPipeline:
                 if not is_refusal(raw, cited_numbers(raw, [src.number for src in sources])):
                     raw = attribute(raw, sources)
                 cited = cited_numbers(raw, [src.number for src in sources])
-                if is_refusal(raw, cited):
+                quoted = faq_answer(sources) if is_refusal(raw, cited) else None
+                if quoted is not None:
+                    # An extractive answer: the closing token event carries it, and the final answer replaces what
+                    # streamed before (nothing when the sentinel was held back, else the refusal sentence).
+                    (answer_text, number), mode = quoted, "extractive"
+                    cited = [number]
+                    notice = "the model gave no answer; quoted from the FAQ entry that asks this question"
+                elif is_refusal(raw, cited):
                     answer_text, cited, mode = ABSTAIN_TEXT, [], "abstained"
                     notice = "the model found no answer in the sources"
                 else:

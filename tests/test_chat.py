@@ -354,3 +354,24 @@ def test_feedback_lifts_rated_chunks_for_similar_questions_only(chat: ChatPipeli
     assert all(h.scores["feedback"] > 0 for h in reranked[: len(present)])
     unrelated = chat.retriever.run("What was Q3 2026 revenue?", top_k=5, groups=["all"]).hits
     assert [h.id for h in ranker.run("What was Q3 2026 revenue?", unrelated)] == [h.id for h in unrelated]
+
+
+def test_an_faq_entry_that_asks_the_question_gives_its_own_answer(tmp_path: Path) -> None:
+    from app.evidence import EvidenceSelector
+    from app.faq import faq_answer
+    from erag.schema import Hit
+
+    # The packaged model refuses "Can I use a USB memory stick on my laptop?" with the FAQ's "A: No. ..." in its
+    # prompt; the chat then quotes the entry whose question is nearly the user's, and only such an entry.
+    selector = EvidenceSelector.from_settings(make_settings(tmp_path))
+    faq = (DATA / "it" / "security_faq.txt").read_text()
+
+    def quoted(question: str) -> tuple[str, int] | None:
+        hits = [Hit("faq-0", 1.0, {"file_name": "security_faq.txt", "text": faq})]
+        return faq_answer(selector.run(question, hits, budget=320))
+
+    text, number = quoted("Can I use a USB memory stick on my laptop?")
+    assert number == 1 and text.startswith("No. USB storage devices are blocked on all company laptops.")
+    assert text.endswith("[1].") and "Q:" not in text and "A:" not in text
+    for other in ("Can I use a USB keyboard?", "Are dogs allowed in the office?"):
+        assert quoted(other) is None, other
