@@ -190,6 +190,17 @@ def test_an_employee_never_computes_over_a_restricted_table(llm_chat: ChatPipeli
     hr = llm_chat.answer("Who has the highest salary?", HR)
     assert hr.mode == "table" and "Margaret Okafor" in hr.text, hr.text
     assert {t["file_name"] for t in hr.computation["tables"]} == {"salaries.csv"}
+    # The tables of a document whose prose ranked are candidates too: a restricted document's tables stay out even
+    # when a source (however it got there) names that document.
+    from app.evidence import Source
+    from erag.schema import Hit
+
+    restricted = next(t for t in llm_chat.tables.catalog(("all", "hr")) if t.file_name == "salaries.csv")
+    table_hit = Hit("b-0", 1.0, {"doc_id": "nowhere", "kind": "table"})
+    prose_hit = Hit("s-0", 0.9, {"doc_id": restricted.doc_id, "kind": "text", "version": restricted.version})
+    sources = [Source(1, table_hit, "", []), Source(2, prose_hit, "", [])]
+    assert llm_chat.table_answerer.candidates(sources, ("all",)) == []
+    assert [t.file_name for _, t in llm_chat.table_answerer.candidates(sources, ("all", "hr"))] == ["salaries.csv"]
 
 
 def test_cli_lists_a_users_tables_and_ask_prints_the_sql(company_home: Path, tmp_path: Path) -> None:  # noqa: F811
