@@ -34,7 +34,7 @@ from app.evidence import word_stems
 
 Op = Literal["change", "percent", "average"]
 
-_YEAR = re.compile(r"\b((?:19|20)\d\d)\b")
+YEAR = re.compile(r"\b((?:19|20)\d\d)\b")  # also app/period_peak.py
 _YEAR_IN_NAME = re.compile(r"(?<!\d)((?:19|20)\d\d)(?!\d)")  # y2019, fy_2019
 _PERCENT = re.compile(r"(\bpercent(age)?|%)\s*(change|increase|decrease|growth|rise|decline)\b|\bchange\s*\(%\)|"
                       r"\bgrowth rate\b|\brate of (change|growth)\b|\bby what percent(age)?\b", re.I)
@@ -69,7 +69,7 @@ class PeriodQuestion:
 
     @classmethod
     def parse(cls, question: str) -> PeriodQuestion | None:
-        years = list(dict.fromkeys(_YEAR.findall(question)))
+        years = list(dict.fromkeys(YEAR.findall(question)))
         if len(years) != 2:
             return None
         percent, change, average = (bool(p.search(question)) for p in (_PERCENT, _CHANGE, _AVERAGE))
@@ -82,7 +82,7 @@ class PeriodQuestion:
         # "from 2018 to 2019" says the order; "between 2019 and 2018" is read as later minus earlier, as in
         # annual reports (and TAT-QA's answers).
         old, new = (ordered.group(1), ordered.group(2)) if ordered else (min(years), max(years))
-        words = set(word_stems(_YEAR.sub(" ", question))) - _FRAME
+        words = set(word_stems(YEAR.sub(" ", question))) - _FRAME
         return cls(op, old, new, frozenset(words)) if words else None
 
 
@@ -108,7 +108,7 @@ def best_row(subject: frozenset[str] | set[str], labels: dict[int, str]) -> tupl
 
 def year_column(columns: list[tuple[str, str]], year: str) -> str | None:
     """The one numeric column (name, header label) headed by `year`; None when none or several are."""
-    found = [name for name, label in columns if year in {*_YEAR.findall(label), *_YEAR_IN_NAME.findall(name)}]
+    found = [name for name, label in columns if year in {*YEAR.findall(label), *_YEAR_IN_NAME.findall(name)}]
     return found[0] if len(found) == 1 else None
 
 

@@ -29,13 +29,13 @@ import re
 from dataclasses import dataclass
 
 from app.evidence import word_stems
+from app.period_change import YEAR
 
 _WHICH = re.compile(r"\b(?:which|what)\s+(quarter|month|year)s?\b", re.I)
 # Comparatives too: "In which year was net revenue higher?" over a 2019 | 2018 table asks the same.
 _HIGH = re.compile(r"\b(highest|most|largest|biggest|greatest|maximum|max|peak|best|top|higher|larger|bigger|"
                    r"greater|more)\b", re.I)
 _LOW = re.compile(r"\b(lowest|least|smallest|fewest|minimum|min|worst|lower|smaller|less|fewer)\b", re.I)
-_YEAR = re.compile(r"\b((?:19|20)\d\d)\b")
 _MONTH_NAMES = r"\b(Jan(uary)?|Feb(ruary)?|Mar(ch)?|Apr(il)?|May|June?|July?|Aug(ust)?|Sep(t(ember)?)?|Oct(ober)?|" \
     r"Nov(ember)?|Dec(ember)?)\b"
 _MONTH = re.compile(_MONTH_NAMES, re.I)  # in a header ("JAN 2026", "March")
@@ -72,12 +72,12 @@ class PeakQuestion:
         high, low = bool(_HIGH.search(question)), bool(_LOW.search(question))
         if which is None or high == low:
             return None
-        years = tuple(dict.fromkeys(_YEAR.findall(question)))
+        years = tuple(dict.fromkeys(YEAR.findall(question)))
         period = which.group(1).lower()
         if (period == "year" and len(years) == 1) or (period != "year" and len(years) > 1):
             return None
         named = tuple(m.group(0).lower()[:3] for m in _NAMED[period].finditer(question)) if period in _NAMED else ()
-        subject = set(word_stems(_NAMED_ANY.sub(" ", _YEAR.sub(" ", question)))) - _FRAME
+        subject = set(word_stems(_NAMED_ANY.sub(" ", YEAR.sub(" ", question)))) - _FRAME
         return cls(period, high, years, frozenset(subject), named) if subject else None
 
     def columns(self, numeric: list[tuple[str, str]]) -> list[tuple[str, str]]:
