@@ -133,6 +133,10 @@ class Settings(BaseSettings):
     boost_weight: float = Field(
         0.005, ge=0, description="Added to the fused score per matched query entity (RRF scores are ~1/(k+rank))."
     )
+    org_boost_weight: float = Field(
+        0.02, ge=0, description="Added instead of boost_weight when a chunk names the organisation whose documents "
+        "the query asks about ('Apple's gross margin'): whose report it is decides the answer (README, Retrieval).",
+    )
     rerank: bool = Field(
         False, description="Rerank every search with `reranker`. Off: the shipped model improves table-heavy "
         "sets but loses on out-of-domain text (README, Reranker); `erag search --rerank` asks for it per search.",

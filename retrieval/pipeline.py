@@ -205,17 +205,17 @@ class Retriever:
 
     def _explain_and_boost(self, hits: list[Hit], restricted: list[Match], boosts: list[Match]) -> None:
         """Say which named document, department or entity each hit matched, and lift the boosted ones."""
-        weight = self.settings.boost_weight
+        s = self.settings
         for hit in hits:
             hit.matched = [f"{m.key}={v}" for m in restricted for v in m.values if _payload_matches(hit.payload, m)]
-            bonus = 0
+            bonus = 0.0
             for m in boosts:
                 if _payload_matches(hit.payload, m):
                     hit.matched.append(f"{m.key}={'|'.join(str(v) for v in m.values)}")
-                    bonus += 1
+                    bonus += s.org_boost_weight if m.key == "orgs" else s.boost_weight
             if bonus:
-                hit.score += weight * bonus
-                hit.scores["boost"] = weight * bonus
+                hit.score += bonus
+                hit.scores["boost"] = bonus
 
     def close(self) -> None:
         store = self._searcher.store if self._searcher is not None else self._given_store

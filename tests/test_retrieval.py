@@ -18,6 +18,7 @@ from index.filters import Filter, Match
 from index.store import IndexPoint
 from ingest.pipeline import IngestPipeline
 from retrieval.pipeline import Retriever
+from retrieval.query_analyzer import org_key
 from retrieval.reranker import Reranker
 from retrieval.searcher import HybridSearcher, QueryError, fusion_weights, ranked, reciprocal_rank_fusion
 
@@ -107,6 +108,24 @@ def test_too_selective_query_filter_falls_back_to_a_boost(company: Settings) -> 
     assert len(departments) > 1  # not restricted ...
     assert result.hits[0].payload["department"] == "IT"  # ... but IT chunks are lifted
     assert any("boost" in h.scores for h in result.hits)
+
+
+def test_a_company_named_in_a_query_matches_every_way_the_files_write_it(retriever: Retriever) -> None:
+    # A 10-Q names "Apple Inc." on its cover and "Apple" almost nowhere; a question says "Apple's".
+    assert {org_key(n) for n in ("Apple Inc.", "APPLE INC", "Apple\u2019s", "the Apple Corporation")} == {"apple"}
+    assert org_key("AMAZON.COM, INC.") == org_key("Amazon") == "amazon"
+    assert org_key("Helios Analytics Ltd.") == "helios analytics" != org_key("Helios Connect")
+    # Named as the owner of what is asked, the company lifts its chunks; named otherwise (or a gene name that spaCy
+    # tags as an organisation), it does not.
+    assert not [m for m in retriever.run("Who founded Helios Analytics?", groups=UNRESTRICTED).analysis.boost
+                if m.key == "orgs"]
+    result = retriever.run("What is Helios Analytics's policy on remote work?", groups=UNRESTRICTED, top_k=10)
+    named = [m for m in result.analysis.boost if m.key == "orgs"]
+    assert named and {"Helios Analytics", "Helios Analytics Ltd."} <= set(named[0].values), result.analysis.describe()
+    assert "Helios Connect" not in named[0].values
+    lifted = [h for h in result.hits if "boost" in h.scores]
+    assert lifted and any("Helios Analytics Ltd." in h.payload.get("orgs", []) for h in lifted)
+    assert all(h.scores["boost"] == retriever.settings.org_boost_weight for h in lifted)
 
 
 def test_bad_queries_get_clear_errors_or_sane_results(retriever: Retriever) -> None:
