@@ -32,7 +32,7 @@ import sqlglot
 from sqlglot import exp
 
 from app.citations import CITATION
-from app.evidence import Source, word_stems
+from app.evidence import Source, content_words, word_stems
 from app.period_change import PeriodQuestion, best_row, period_sql, year_column
 from app.period_peak import PeakQuestion, peak_sql
 from app.prompt import sql_examples, sql_messages
@@ -229,6 +229,25 @@ def by_identity(question: str, pairs: list[tuple[Source, TableInfo]]) -> list[tu
         return plan_agrees(question, table), 2 * len(asked & title) + len(asked & columns)
 
     return sorted(pairs, key=named, reverse=True)  # stable: ties keep retrieval order
+
+
+_PHRASE_WORD = re.compile(r"[\w'.&-]+")
+
+
+def cell_phrases(question: str, longest: int = 4) -> set[str]:
+    """Runs of up to `longest` words of the question, lower-cased, that could be a whole cell: not stopwords alone,
+    not a bare number (a year or a count matches cells of every table), not one or two letters."""
+    words = [w.strip(".,'").lower() for w in _PHRASE_WORD.findall(question)]
+    out: set[str] = set()
+    for n in range(1, longest + 1):
+        for i in range(len(words) - n + 1):
+            run = words[i : i + n]
+            if not all(run) or not content_words(" ".join(run)):
+                continue
+            if n == 1 and (len(run[0]) < 3 or run[0].replace(",", "").replace(".", "").isdigit()):
+                continue
+            out.add(" ".join(run))
+    return out
 
 
 def show_value(value: object, plain: bool = False) -> str:
@@ -532,9 +551,37 @@ class TableAnswerer:
 
     def run(self, question: str, sources: Sequence[Source], groups: GroupScope) -> Computation | None:
         """Write, check and run one query (one retry after an error); None when no table of the sources applies."""
-        pairs = self._by_own_row(question, by_identity(question, self.candidates(sources, groups)))
-        pairs = pairs[: self.max_tables]
+        pairs = self.ordered(question, self.candidates(sources, groups))[: self.max_tables]
         return self.compute(question, pairs) if pairs else None
+
+    def ordered(self, question: str, pairs: list[tuple[Source, TableInfo]]) -> list[tuple[Source, TableInfo]]:
+        """The candidate tables best first: the plan and the names the question gives (`by_identity`), the values
+        it quotes (`_by_cells`), then a person's own row (`_by_own_row`)."""
+        return self._by_own_row(question, self._by_cells(question, by_identity(question, pairs)))
+
+    def _by_cells(self, question: str, pairs: list[tuple[Source, TableInfo]]) -> list[tuple[Source, TableInfo]]:
+        """Tables holding more of the values the question quotes (whole cells: "larry johnson", "virginia 17") first,
+        among tables that agree with the question's plan. Retrieval ranks a chunk of rows, not the table: "who
+        scored more points, larry johnson or charlie ward?" reached a hockey table whose chunk said "points", and
+        its SQL answered with a hockey team. Equal counts keep the order so far (the table the question names)."""
+        phrases = cell_phrases(question)
+        if not phrases or len(pairs) < 2:
+            return pairs
+        quoted = ", ".join("'" + p.replace("'", "''") + "'" for p in sorted(phrases))
+
+        def held(pair: tuple[Source, TableInfo]) -> int:
+            info = pair[1]
+            text = [c.name for c in info.columns[1:] if c.type == "text"]
+            if not text:
+                return 0
+            cells = " UNION ".join(f'SELECT lower(trim("{c}")) AS v FROM {info.name}' for c in text)
+            try:
+                found = self.tables.query(f"SELECT COUNT(DISTINCT v) FROM ({cells}) WHERE v IN ({quoted})", [info])
+            except (QueryError, StaleTableError):
+                return 0
+            return int(found.rows[0][0]) if found.rows else 0
+
+        return sorted(pairs, key=lambda pair: (not plan_agrees(question, pair[1]), -held(pair)))
 
     def _by_own_row(self, question: str, pairs: list[tuple[Source, TableInfo]]) -> list[tuple[Source, TableInfo]]:
         """Tables where a name the question gives ("Daniel Ferreira") fills one column in exactly one row first: that

@@ -11,6 +11,8 @@ Modes, on the same seeded sample of questions:
   (`eval.answer_match.wtq_denotation`: numbers as numbers, dates as dates, lists order-insensitive).
 - `text`: the chat pipeline end to end with table answers switched off: retrieval, evidence, the LLM's answer.
 - `table`: the chat pipeline end to end with table answers on (the product default).
+- `choice`: no model: whether the first table the table path would query (`TableAnswerer.ordered`, over the
+  chat's sources) is the gold table, and whether the gold table is among its candidates at all.
 End-to-end answers are sentences, so they are scored by whether every gold value occurs in them
 (`wtq_contains`); TAT-QA answers also get SQuAD exact match and token F1 and TAT-QA's scale-aware number match,
 reported per answer type (arithmetic separately). The report folder holds every answer, SQL and error.
@@ -38,7 +40,7 @@ from eval.embedding_cache import model_key
 from eval.indexes import DatasetIndexes, slug
 from eval.metrics import bootstrap_ci
 
-MODES = ("gold", "text", "table")
+MODES = ("gold", "text", "table", "choice")
 
 
 def gold_table(dataset: EvalDataset, question_id: str) -> str | None:
@@ -112,6 +114,8 @@ class TableEval:
                                "answer_type": question.answer_type, "scale": row.get("scale", "")}
         if mode == "gold":
             out.update(self._gold(chat, question, row))
+        elif mode == "choice":
+            out.update(self._choice(chat, question))
         else:
             chat.table_answerer = chat.table_answerer if mode == "table" else None
             answer = self._answer(chat, question, mode)
@@ -137,6 +141,20 @@ class TableEval:
         """The gold values one by one (a multi-span answer needs all of them)."""
         answer = row.get("answer", question.answers)
         return [str(a) for a in answer] if isinstance(answer, list) else [str(answer)]
+
+    def _choice(self, chat: Any, question: Question) -> dict[str, Any]:
+        from app.table_qa import TableAnswerer
+
+        table_id = gold_table(self.dataset, question.id)
+        if table_id is None or chat.tables is None:
+            return {"correct": False, "error": "no gold table or table store"}
+        hits = chat.retriever.run(question.text, top_k=chat.settings.chat_top_k, groups=EVAL_GROUPS).hits
+        answerer = TableAnswerer(chat.tables, generator=None)
+        candidates = answerer.candidates(chat.selector.prepare(hits), EVAL_GROUPS)
+        ordered = answerer.ordered(question.text, candidates)
+        return {"first_table": ordered[0][1].doc_id if ordered else None,
+                "correct": bool(ordered) and ordered[0][1].doc_id == table_id,
+                "gold_among": any(info.doc_id == table_id for _, info in candidates)}
 
     def _gold(self, chat: Any, question: Question, row: dict[str, Any]) -> dict[str, Any]:
         table_id = gold_table(self.dataset, question.id)
@@ -171,7 +189,7 @@ class TableEval:
             return {"mean": float(np.mean(values)), "ci95": [low, high], "n": len(values)}
 
         summary: dict[str, Any] = {"accuracy": stat("correct", rows)}
-        for key in ("exact_match", "token_f1", "number_match", "abstained"):
+        for key in ("exact_match", "token_f1", "number_match", "abstained", "gold_among"):
             if any(key in r for r in rows):
                 summary[key] = stat(key, rows)
         by_type: dict[str, list[dict[str, Any]]] = {}

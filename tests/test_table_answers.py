@@ -339,3 +339,31 @@ def test_a_reports_table_is_read_when_its_prose_ranked_first(llm_chat: ChatPipel
     assert answer.mode == "table" and "11,560" in answer.text, (answer.text, answer.computation)
     assert {t["file_name"] for t in answer.computation["tables"]} == {"q3_2026_quarterly_report.pdf"}
     assert answer.citations[0].payload["file_name"] == "q3_2026_quarterly_report.pdf"
+
+
+def test_the_table_holding_the_values_a_question_quotes_comes_first(settings: Settings, tmp_path: Path) -> None:
+    from app.evidence import Source
+    from app.table_qa import TableAnswerer, cell_phrases
+    from erag.schema import Hit
+
+    assert {"larry johnson", "charlie ward", "points"} <= cell_phrases("who scored more points, larry johnson or "
+                                                                       "charlie ward?")
+    assert not {"or", "1994", "in"} & cell_phrases("who scored more points in 1994 or later?")  # a year fills any table
+    folder = tmp_path / "sport"
+    folder.mkdir()
+    # Retrieval ranked the hockey table first (its chunk says "points"); the names are cells of the other one.
+    (folder / "hockey_1994.csv").write_text("Team,Games,Points\nTampa Bay Lightning,48,42\nNew York Rangers,48,"
+                                            "52\nBoston Bruins,48,57\n")
+    (folder / "knicks_1996.csv").write_text("Player,Games,Points\nLarry Johnson,76,1234\nCharlie Ward,79,"
+                                            "410\nPatrick Ewing,76,1700\n")
+    with IngestPipeline(settings, progress=False) as pipeline:
+        assert not pipeline.run([folder]).failed
+    with open_table_store(settings) as store:
+        infos = {i.file_name: i for i in store.catalog(UNRESTRICTED)}
+        pairs = [(Source(n, Hit(f"c{n}", 1.0, {"doc_id": info.doc_id, "kind": "table"}), "", []), info)
+                 for n, info in enumerate([infos["hockey_1994.csv"], infos["knicks_1996.csv"]], 1)]
+        qa = TableAnswerer(store, generator=None)
+        chosen = qa._by_cells("who scored more points, larry johnson or charlie ward?", pairs)
+        assert [info.file_name for _, info in chosen] == ["knicks_1996.csv", "hockey_1994.csv"]
+        # No quoted value tells them apart: retrieval order stands.
+        assert qa._by_cells("which team scored the most points?", pairs) == pairs
