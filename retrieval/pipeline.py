@@ -30,6 +30,7 @@ from index.spec import INDEXED_FIELDS
 from index.store import Store
 from index.versions import visible
 from retrieval.query_analyzer import QueryAnalysis, QueryAnalyzer
+from retrieval.recency import asks_latest, document_period
 from retrieval.reranker import Reranker
 from retrieval.searcher import HybridSearcher, QueryError, access_filter, clean_query, readable_by
 
@@ -182,6 +183,8 @@ class Retriever:
         hits = self.searcher.run(text, top_k=depth, groups=scope, filters=flt if not flt.is_empty() else None,
                                  mode=mode, retriever=retriever, exact=exact)
         self._explain_and_boost(hits, [m for m in analysis.restrict if m in flt.must], boosts)
+        if s.query_filters != "off" and asks_latest(text):
+            self._lift_latest(hits)
         hits.sort(key=lambda h: h.score, reverse=True)
         if reranker is not None:
             hits = reranker.run(text, hits)
@@ -216,6 +219,20 @@ class Retriever:
             if bonus:
                 hit.score += bonus
                 hit.scores["boost"] = bonus
+
+    def _lift_latest(self, hits: list[Hit]) -> None:
+        """For "the latest report", lift the hits of the newest period among the retrieved documents' titles and
+        file names. Asked for Apple's "most recent 10-Q", its four quarterly filings ranked in any order."""
+        periods = {h.id: document_period(h.payload) for h in hits}
+        known = {p for p in periods.values() if p is not None}
+        if len(known) < 2:
+            return
+        newest, weight = max(known), self.settings.boost_weight
+        for hit in hits:
+            if periods[hit.id] == newest:
+                hit.score += weight
+                hit.scores["boost"] = hit.scores.get("boost", 0.0) + weight
+                hit.matched.append("latest period")
 
     def close(self) -> None:
         store = self._searcher.store if self._searcher is not None else self._given_store

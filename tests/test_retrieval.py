@@ -128,6 +128,28 @@ def test_a_company_named_in_a_query_matches_every_way_the_files_write_it(retriev
     assert all(h.scores["boost"] == retriever.settings.org_boost_weight for h in lifted)
 
 
+def test_the_latest_report_asked_for_is_the_newest_period_its_name_gives(tmp_path: Path) -> None:
+    folder = tmp_path / "finance"
+    folder.mkdir()
+    for period, margin in (("2025_q3", "41.2"), ("2025_q4", "42.0"), ("2026_q1", "43.5")):
+        (folder / f"quarterly_report_{period}.md").write_text(
+            f"# Quarterly report\n\nGross margin for the quarter was {margin}% of revenue, driven by services and "
+            "a lower cost of hardware components.\n")
+    settings = make_settings(tmp_path / "home")
+    with IngestPipeline(settings, progress=False) as pipeline:
+        assert not pipeline.run([folder]).failed
+    retriever = Retriever(settings)
+    try:
+        latest = retriever.run("What was the gross margin in the latest quarterly report?", groups=["all"], top_k=3)
+        assert latest.hits[0].payload["file_name"] == "quarterly_report_2026_q1.md"
+        assert "latest period" in latest.hits[0].matched and "boost" in latest.hits[0].scores
+        # A question that names its year asks for that year, not the newest.
+        named = retriever.run("What was the gross margin in the latest report of 2025?", groups=["all"], top_k=3)
+        assert all("latest period" not in h.matched for h in named.hits)
+    finally:
+        retriever.close()
+
+
 def test_bad_queries_get_clear_errors_or_sane_results(retriever: Retriever) -> None:
     for empty in ["", "   ", "\n\t"]:
         with pytest.raises(QueryError, match="empty"):

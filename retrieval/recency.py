@@ -1,0 +1,42 @@
+""""The latest report": which retrieved documents are the newest, by the period their title or file name gives.
+
+Example:
+    >>> document_period({"title": "AAPL 10-Q 2023 Q3 page 4"}), document_period({"file_name": "budget_2026.xlsx"})
+    ((2023, 3), (2026, 0))
+    >>> asks_latest("What was Apple's gross margin in the most recent 10-Q?"), asks_latest("What was it in 2022?")
+    (True, False)
+
+A document's period is read from what names it (title, file name), never from its text: a filing quotes the
+prior year's figures on every page, and a policy cites the year of the law it follows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+_LATEST = re.compile(r"\b(?:latest|most recent|newest)\b", re.IGNORECASE)
+_YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
+# "2023 Q3", "Q3 2023", "q3_2026", "2023-Q3", "H1 2024": a part of the year next to it (at most 3 characters apart).
+_PART_AFTER = re.compile(r"(?<!\d)((?:19|20)\d\d)[\s_\-/]{0,3}([QH])([1-4])(?!\d)", re.IGNORECASE)
+_PART_BEFORE = re.compile(r"(?<![A-Za-z])([QH])([1-4])[\s_\-/]{0,3}((?:19|20)\d\d)(?!\d)", re.IGNORECASE)
+
+
+def asks_latest(query: str) -> bool:
+    """The query asks for the newest document and names no year of its own."""
+    return bool(_LATEST.search(query)) and not _YEAR.search(query)
+
+
+def _rank(part: str, number: str) -> int:
+    # Quarters count 1-4; a half ends with its second or fourth quarter.
+    return int(number) * (2 if part.upper() == "H" else 1)
+
+
+def document_period(payload: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(year, quarter or 0) of the latest period a document's title or file name gives, or None."""
+    name = " ".join(str(payload.get(key) or "") for key in ("title", "file_name"))
+    periods = [(int(y), _rank(p, n)) for y, p, n in _PART_AFTER.findall(name)]
+    periods += [(int(y), _rank(p, n)) for p, n, y in _PART_BEFORE.findall(name)]
+    periods += [(int(y), 0) for y in _YEAR.findall(name)]
+    return max(periods) if periods else None
