@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.evidence import Source, content_words, word_stems, years_named
+from retrieval.recency import quarters_named
 
 # Fitted by `python -m eval.abstention_calibration --llm` (docs/eval/abstention/calibration.json): weights of
 # FEATURES, the bias, and the support threshold chosen on the dev half.
@@ -99,6 +100,23 @@ def other_period(question: str, source_texts: Sequence[str]) -> str | None:
         return None
     return (f"the sources speak of {', '.join(sorted(held, reverse=True)[:3])}, not of {', '.join(missing)}, "
             f"which the question asks about")
+
+
+def other_quarter(question: str, periods: Sequence[tuple[int, int] | None]) -> str | None:
+    """The reason to abstain when the question names quarters and every source is a document of another period,
+    by what names it (`retrieval.recency.document_period` of each source: "AAPL 10-Q 2023 Q1"). Asked about
+    "Intel's Q2 2023 report" with that filing out of reach, Intel's Q1 and Q3 filings hold the same line items and
+    the model answered from them. A source of the whole year covers its quarters; a source whose name gives no
+    period could be any, and then nothing is judged."""
+    asked = quarters_named(question)
+    if not asked or not periods or any(p is None for p in periods):
+        return None
+    held = {p for p in periods if p is not None}
+    if any((year, quarter) in held or (year, 0) in held for year, quarter in asked):
+        return None
+    shown = ", ".join(f"{y} Q{q}" if q else str(y) for y, q in sorted(held, reverse=True)[:3])
+    return (f"the sources are documents of {shown}, not of {', '.join(f'Q{q} {y}' for y, q in asked)}, which the "
+            "question asks about")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from app.abstention import AbstentionGate, other_period, source_features
+from app.abstention import AbstentionGate, other_period, other_quarter, source_features
 from app.answer_checks import clean_citations, held_citations, source_text, without_unsupported
 from app.evidence import EvidenceSelector, Source, approx_tokens
 from app.extractive import ExtractiveAnswerer
@@ -51,6 +51,7 @@ from erag.users import User
 from index.filters import Filter
 from index.tables import TableStore, open_table_store
 from retrieval.pipeline import Retriever
+from retrieval.recency import document_period
 from retrieval.searcher import QueryError, readable_by
 
 log = logging.getLogger(__name__)
@@ -479,6 +480,7 @@ class ChatPipeline:
                 return reason
         reason = other_period(question, [f"{src.hit.payload.get('title', '')} {src.file_name}\n{source_text(src)}"
                                          for src in sources])
+        reason = reason or other_quarter(question, [document_period(src.hit.payload) for src in sources])
         if reason:
             return reason
         rerank = sources[0].hit.scores.get("rerank")

@@ -5,6 +5,8 @@ Example:
     ((2023, 3), (2026, 0))
     >>> asks_latest("What was Apple's gross margin in the most recent 10-Q?"), asks_latest("What was it in 2022?")
     (True, False)
+    >>> quarters_named("Revenue in Q2 2023 against the third quarter of 2022")
+    [(2023, 2), (2022, 3)]
 
 A document's period is read from what names it (title, file name), never from its text: a filing quotes the
 prior year's figures on every page, and a policy cites the year of the law it follows.
@@ -21,6 +23,19 @@ _YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
 # "2023 Q3", "Q3 2023", "q3_2026", "2023-Q3", "H1 2024": a part of the year next to it (at most 3 characters apart).
 _PART_AFTER = re.compile(r"(?<!\d)((?:19|20)\d\d)[\s_\-/]{0,3}([QH])([1-4])(?!\d)", re.IGNORECASE)
 _PART_BEFORE = re.compile(r"(?<![A-Za-z])([QH])([1-4])[\s_\-/]{0,3}((?:19|20)\d\d)(?!\d)", re.IGNORECASE)
+
+
+_ORDINAL = {"first": 1, "second": 2, "third": 3, "fourth": 4}
+_QUARTER_WORDS = re.compile(r"\b(first|second|third|fourth)\s+(?:fiscal\s+)?quarter\s+(?:of\s+|in\s+)?"
+                            r"(?:fiscal\s+|FY\s*)?((?:19|20)\d\d)(?!\d)", re.IGNORECASE)
+
+
+def quarters_named(text: str) -> list[tuple[int, int]]:
+    """The quarters a text names with their year, once each: "Q2 2023", "2023 Q3", "the second quarter of 2023"."""
+    found = [(int(y), int(n)) for y, p, n in _PART_AFTER.findall(text) if p.upper() == "Q"]
+    found += [(int(y), int(n)) for p, n, y in _PART_BEFORE.findall(text) if p.upper() == "Q"]
+    found += [(int(y), _ORDINAL[w.lower()]) for w, y in _QUARTER_WORDS.findall(text)]
+    return list(dict.fromkeys(found))
 
 
 def asks_latest(query: str) -> bool:

@@ -146,6 +146,30 @@ def test_abstains_when_the_sources_speak_of_another_year(chat: ChatPipeline) -> 
     assert "not of 2024" not in ranged.notice
 
 
+def test_abstains_when_every_source_is_a_report_of_another_quarter(tmp_path: Path) -> None:
+    from app.abstention import other_quarter
+
+    folder = tmp_path / "finance"
+    folder.mkdir()
+    for period, margin in (("2025_q3", "41.2"), ("2025_q4", "42.0"), ("2026_q1", "43.5")):
+        (folder / f"quarterly_report_{period}.md").write_text(
+            f"# Quarterly report\n\nGross margin for the quarter was {margin}% of revenue, driven by services and "
+            "a lower cost of hardware components.\n")
+    settings = make_settings(tmp_path / "home")
+    with IngestPipeline(settings, progress=False) as pipeline:
+        assert not pipeline.run([folder]).failed
+    chat = ChatPipeline(settings)
+    try:
+        # The Q2 2026 report is not there; the other quarters hold every word of the question but its period.
+        answer = chat.answer("What was the gross margin in the second quarter of 2026?", EMPLOYEE)
+        assert answer.abstained and "not of Q2 2026" in answer.notice, answer.notice
+    finally:
+        chat.close()
+    assert other_quarter("What was the gross margin in Q4 2025?", [(2026, 1), (2025, 4)]) is None
+    assert other_quarter("What was revenue in Q2 2026?", [(2026, 3), (2026, 0)]) is None  # the year's budget
+    assert other_quarter("What was revenue in Q2 2026?", [(2026, 3), None]) is None  # a source of no known period
+
+
 def test_access_groups_always_reach_retrieval(chat: ChatPipeline) -> None:
     question = "What is the salary and bonus of James Whitfield?"
     employee = chat.answer(question, EMPLOYEE)
