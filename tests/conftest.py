@@ -31,6 +31,24 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path / "home")
 
 
+@pytest.fixture
+def quarterly_reports(tmp_path: Path) -> Settings:
+    """An index of three quarterly reports that differ only in their figure and the period their file name gives
+    (2025 Q3, 2025 Q4, 2026 Q1): what a question's period or "the latest" must tell apart."""
+    from ingest.pipeline import IngestPipeline
+
+    folder = tmp_path / "finance"
+    folder.mkdir()
+    for period, margin in (("2025_q3", "41.2"), ("2025_q4", "42.0"), ("2026_q1", "43.5")):
+        (folder / f"quarterly_report_{period}.md").write_text(
+            f"# Quarterly report\n\nGross margin for the quarter was {margin}% of revenue, driven by services and "
+            "a lower cost of hardware components.\n")
+    settings = make_settings(tmp_path / "home")
+    with IngestPipeline(settings, progress=False) as pipeline:
+        assert not pipeline.run([folder]).failed
+    return settings
+
+
 @pytest.fixture(scope="session")
 def fast_embedder() -> Embedder:
     return Embedder.from_settings(make_settings(Path("/tmp/unused")))

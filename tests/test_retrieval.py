@@ -128,17 +128,8 @@ def test_a_company_named_in_a_query_matches_every_way_the_files_write_it(retriev
     assert all(h.scores["boost"] == retriever.settings.org_boost_weight for h in lifted)
 
 
-def test_the_latest_report_asked_for_is_the_newest_period_its_name_gives(tmp_path: Path) -> None:
-    folder = tmp_path / "finance"
-    folder.mkdir()
-    for period, margin in (("2025_q3", "41.2"), ("2025_q4", "42.0"), ("2026_q1", "43.5")):
-        (folder / f"quarterly_report_{period}.md").write_text(
-            f"# Quarterly report\n\nGross margin for the quarter was {margin}% of revenue, driven by services and "
-            "a lower cost of hardware components.\n")
-    settings = make_settings(tmp_path / "home")
-    with IngestPipeline(settings, progress=False) as pipeline:
-        assert not pipeline.run([folder]).failed
-    retriever = Retriever(settings)
+def test_the_latest_report_asked_for_is_the_newest_period_its_name_gives(quarterly_reports: Settings) -> None:
+    retriever = Retriever(quarterly_reports)
     try:
         latest = retriever.run("What was the gross margin in the latest quarterly report?", groups=["all"], top_k=3)
         assert latest.hits[0].payload["file_name"] == "quarterly_report_2026_q1.md"
