@@ -250,6 +250,11 @@ def cell_phrases(question: str, longest: int = 4) -> set[str]:
     return out
 
 
+def text_columns(info: TableInfo) -> list[str]:
+    """The names of a table's text columns (row_id left out): where its labels and names are."""
+    return [c.name for c in info.columns[1:] if c.type == "text"]
+
+
 def show_value(value: object, plain: bool = False) -> str:
     """A cell as a person writes it: 15,400 and 90,333.33 (`plain`: 2002, for years), dates as ISO, no float
     noise or exponent."""
@@ -403,7 +408,7 @@ def error_with_hint(error: str) -> str:
 
 def _examples(table: TableInfo) -> str:
     """sql_examples with this table's name, its first text column and its first numeric column."""
-    label = next((c.name for c in table.columns[1:] if c.type == "text"), table.columns[-1].name)
+    label = next(iter(text_columns(table)), table.columns[-1].name)
     measure = next((c.name for c in table.columns[1:] if c.type in ("integer", "number")), None)
     return sql_examples(table.name, label, measure)
 
@@ -539,7 +544,7 @@ class TableAnswerer:
     def _total_rows(self, info: TableInfo) -> list[str]:
         """Row ids whose first text cell reads as a total ("Total revenue", "Grand total"): a small model counts and
         ranks them with the line items unless told which they are."""
-        first_text = next((c.name for c in info.columns[1:] if c.type == "text"), None)
+        first_text = next(iter(text_columns(info)), None)
         if first_text is None or info.row_count > 200:
             return []
         return [str(r.row_id) for r in self.tables.rows(info, limit=info.row_count)
@@ -571,17 +576,22 @@ class TableAnswerer:
 
         def held(pair: tuple[Source, TableInfo]) -> int:
             info = pair[1]
-            text = [c.name for c in info.columns[1:] if c.type == "text"]
+            text = text_columns(info)
             if not text:
                 return 0
             cells = " UNION ".join(f'SELECT lower(trim("{c}")) AS v FROM {info.name}' for c in text)
-            try:
-                found = self.tables.query(f"SELECT COUNT(DISTINCT v) FROM ({cells}) WHERE v IN ({quoted})", [info])
-            except (QueryError, StaleTableError):
-                return 0
-            return int(found.rows[0][0]) if found.rows else 0
+            row = self._first_row(f"SELECT COUNT(DISTINCT v) FROM ({cells}) WHERE v IN ({quoted})", info)
+            return int(row[0]) if row else 0
 
         return sorted(pairs, key=lambda pair: (not plan_agrees(question, pair[1]), -held(pair)))
+
+    def _first_row(self, sql: str, info: TableInfo) -> tuple | None:
+        """The first row of a query over one table, or None when the table cannot be read (replaced meanwhile)."""
+        try:
+            found = self.tables.query(sql, [info])
+        except (QueryError, StaleTableError):
+            return None
+        return found.rows[0] if found.rows else None
 
     def _by_own_row(self, question: str, pairs: list[tuple[Source, TableInfo]]) -> list[tuple[Source, TableInfo]]:
         """Tables where a name the question gives ("Daniel Ferreira") fills one column in exactly one row first: that
@@ -593,17 +603,14 @@ class TableAnswerer:
 
         def own_row(pair: tuple[Source, TableInfo]) -> bool:
             info = pair[1]
-            text = [c.name for c in info.columns[1:] if c.type == "text"]
+            text = text_columns(info)
             if not text:
                 return False
             # Rows per (column, name): a manager column names him four times, his own row's name column once.
             counts = ", ".join(f"SUM(CASE WHEN lower(trim(\"{c}\")) = '{n.lower().replace(chr(39), chr(39) * 2)}' "
                                f"THEN 1 ELSE 0 END)" for c in text for n in names)
-            try:
-                found = self.tables.query(f"SELECT {counts} FROM {info.name}", [info])
-            except (QueryError, StaleTableError):
-                return False
-            return bool(found.rows) and 1 in found.rows[0]
+            row = self._first_row(f"SELECT {counts} FROM {info.name}", info)
+            return row is not None and 1 in row
 
         return sorted(pairs, key=lambda pair: not own_row(pair))  # stable: the order so far breaks ties
 
@@ -674,7 +681,7 @@ class TableAnswerer:
         for info in tables:
             if info.row_count > _LABEL_MAX_ROWS:
                 continue
-            text = [c.name for c in info.columns[1:] if c.type == "text"]
+            text = text_columns(info)
             for row in self.tables.rows(info, limit=info.row_count):
                 for name in text:
                     out.setdefault(name.lower(), []).append(str(row.texts.get(name, "")))
@@ -708,7 +715,7 @@ class TableAnswerer:
                 columns = [(c, c) for c in found_columns if c] if None not in found_columns else []
             else:
                 columns = peak.columns(numeric)  # type: ignore[union-attr]
-            label = next((c.name for c in info.columns[1:] if c.type == "text"), None)
+            label = next(iter(text_columns(info)), None)
             if not columns or label is None or info.row_count > _RULE_MAX_ROWS:
                 continue
             labels = {r.row_id: str(r.texts.get(label, "")) for r in self.tables.rows(info, limit=info.row_count)}

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 _LATEST = re.compile(r"\b(?:latest|most recent|newest)\b", re.IGNORECASE)
+# Not \b like the query analyzer's year: a file name joins its words with "_" ("budget_2026"), a word character.
 _YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
 # "2023 Q3", "Q3 2023", "q3_2026", "2023-Q3", "H1 2024": a part of the year next to it (at most 3 characters apart).
 _PART_AFTER = re.compile(r"(?<!\d)((?:19|20)\d\d)[\s_\-/]{0,3}([QH])([1-4])(?!\d)", re.IGNORECASE)
