@@ -368,14 +368,15 @@ class ChatPipeline:
                 if not is_refusal(raw, cited_numbers(raw, [src.number for src in sources])):
                     raw = attribute(raw, sources)
                 cited = cited_numbers(raw, [src.number for src in sources])
-                quoted = faq_answer(sources) if is_refusal(raw, cited) else None
+                refused = is_refusal(raw, cited)
+                quoted = faq_answer(sources) if refused else None
                 if quoted is not None:
                     # An extractive answer: the closing token event carries it, and the final answer replaces what
                     # streamed before (nothing when the sentinel was held back, else the refusal sentence).
                     (answer_text, number), mode = quoted, "extractive"
                     cited = [number]
                     notice = "the model gave no answer; quoted from the FAQ entry that asks this question"
-                elif is_refusal(raw, cited):
+                elif refused:
                     answer_text, cited, mode = ABSTAIN_TEXT, [], "abstained"
                     notice = "the model found no answer in the sources"
                 else:
