@@ -33,6 +33,10 @@ variance of -350 is the "(350)" of a table), at the precision the answer writes 
 words up to twenty, month names as month numbers), because a figure wrongly dropped costs a true answer while a
 figure wrongly kept only costs what the check would have caught.
 
+Cases (`one_case_per_list`): a source that lists alternative cases ("New phone, old phone still working: ...",
+"Phone lost, stolen or reset: ...") gives a sentence of the answer the case of the source sentence holding most of
+its words; sentences of another case than the one the question names go, and a list mixing cases is regrouped.
+
 Markers: the clean form is the one the prompt shows the model (app/prompt.py, "10:00 to 16:00 [2]."): each source
 its own `[n]`, separated by one space, at the end of the sentence it supports, before its final punctuation.
 """
@@ -44,7 +48,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from app.evidence import Source, content_words
+from app.evidence import Source, content_words, word_stems
 
 # --- citation markers ----------------------------------------------------------------------------------------
 _SEP = r"\s*(?:[,;&]|and|-|–)\s*"
@@ -161,8 +165,23 @@ def _join(lines: list[list[_Sentence]], allowed: set[int] | None, keep=lambda s:
         if kept and kept[0].prefix == "" and sentences[0].prefix:
             kept[0] = _Sentence(kept[0].text, kept[0].markers, sentences[0].prefix, kept[0].tail)
         out.append("".join(_render(s, allowed) + (s.tail if i < len(kept) - 1 else "") for i, s in enumerate(kept)))
-    text = "\n".join(out)
+    text = "\n".join(_renumbered(out))
     return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _renumbered(lines: list[str]) -> list[str]:
+    """Numbered list items counted from 1: a dropped item leaves no gap ("1. 2. 4.") and no list opens on "5."."""
+    out: list[str] = []
+    number = 0
+    for line in lines:
+        match = re.match(r"^(\s*)(\d{1,3})([.)]\s)", line)
+        if match is None:
+            number = number if not line.strip() else 0
+        else:
+            number += 1
+            line = f"{match.group(1)}{number}{match.group(3)}{line[match.end():]}"
+        out.append(line)
+    return out
 
 
 def clean_citations(text: str, valid: Iterable[int]) -> str:
@@ -414,3 +433,97 @@ def _named_in(name: str, text: str) -> bool:
     sources write "M. Okafor" or "Okafor, Margaret" as often as the full name."""
     words = re.findall(r"[^\W\d_][\w'-]*", re.sub(r"['’]s\b", "", name))
     return not words or re.search(rf"\b{re.escape(words[-1].lower())}\b", text) is not None
+
+
+# --- one case per answer ---------------------------------------------------------------------------------------
+def asked_cases(question: str, sources: Sequence[Source]) -> dict[int, str]:
+    """For each source whose chunk lists alternative cases (list items with lead-ins: "New phone, old phone still
+    working: ...", "Phone lost, stolen or reset: ..."), the one case the question names, if it names exactly one:
+    the lead-in sharing the most word stems with the question, ahead of every other. Words of the chunk's heading
+    name its topic, not a case: "What is the VPN token reset procedure?" under "Resetting your VPN token" asks
+    for every case, though "reset" is a word of the lost-phone case."""
+    out: dict[int, str] = {}
+    for source in sources:
+        cases = list(dict.fromkeys(u.case for u in source.units if u.case))
+        if len(cases) < 2:
+            continue
+        asked_stems = word_stems(question) - word_stems(source.header)
+        shared = sorted(((len(asked_stems & word_stems(case)), case) for case in cases), reverse=True)
+        if shared[0][0] > shared[1][0]:
+            out[source.number] = shared[0][1]
+    return out
+
+
+def one_case_per_list(answer: str, question: str, sources: Sequence[Source], min_share: float = 0.5) -> Checked:
+    """The answer with the cases its sources list kept apart: when the question asks about one case, without the
+    sentences taken from another; otherwise each list that mixes cases regrouped, one list per case under its
+    lead-in.
+
+    Asked "I got a new phone. How do I move my VPN token?", the model listed the new-phone steps and then "use the
+    bypass code to sign in and enrol a new token", the lost-phone step; asked for "the VPN token reset procedure",
+    it numbered steps of both cases as one procedure. A sentence belongs to the unit of the sources it cites (all,
+    if it cites none) that holds most of its content words (at least `min_share`), and so to that unit's case; only
+    sources whose chunk lists two or more cases take part. Nothing is dropped when nothing else would stay.
+    """
+    listing = [s for s in sources if len({u.case for u in s.units if u.case}) >= 2]
+    units = [(s.number, u.case, content_words(u.read)) for s in listing for u in s.units]
+    if not units:
+        return Checked(answer, [], bool(content_words(_without_markers(answer))))
+
+    def case_of(sentences: Sequence[_Sentence]) -> tuple[int, str] | None:
+        words = content_words(" ".join(s.text for s in sentences))
+        cited = {n for s in sentences for n in s.markers}
+        # A sentence citing sources is about what they say: one that cites only sources listing no cases is not
+        # about a case ("This is in the section on maternity leave [1]" kept its place).
+        candidates = [unit for unit in units if not cited or unit[0] in cited]
+        if not words or not candidates:
+            return None
+        number, case, held = max(candidates, key=lambda unit: len(words & unit[2]))
+        return (number, case) if case and len(words & held) / len(words) >= min_share else None
+
+    asked = asked_cases(question, listing)
+    lines = _parse(answer)
+    if asked:
+        removed: list[str] = []
+
+        def keep(sentence: _Sentence) -> bool:
+            found = case_of([sentence])
+            if found is None or found[0] not in asked or asked[found[0]] == found[1]:
+                return True
+            removed.append(_render(sentence, None).strip())
+            return False
+
+        text = _join(lines, None, keep)
+        if removed and content_words(_without_markers(text)):
+            return Checked(text, removed, True)
+        return Checked(answer, [], bool(content_words(_without_markers(answer))))
+    return Checked(_join(_cases_apart(lines, case_of), None), [], bool(content_words(_without_markers(answer))))
+
+
+def _cases_apart(lines: list[list[_Sentence]], case_of: Callable[[Sequence[_Sentence]], tuple[int, str] | None]
+                 ) -> list[list[_Sentence]]:
+    """Each run of list items that holds two or more cases, reordered: the items of no case first, then each case's
+    items under a line naming the case, in the order the cases first appear."""
+    out: list[list[_Sentence]] = []
+    run: list[list[_Sentence]] = []
+
+    def flush() -> None:
+        found = [case_of(line) for line in run]
+        cases = list(dict.fromkeys(c for c in found if c is not None))
+        if len(cases) < 2:
+            out.extend(run)
+        else:
+            out.extend(line for line, c in zip(run, found, strict=True) if c is None)
+            for case in cases:
+                out.append([_Sentence(f"{case[1]}:", [])])
+                out.extend(line for line, c in zip(run, found, strict=True) if c == case)
+        run.clear()
+
+    for line in lines:
+        if line and line[0].prefix:
+            run.append(line)
+            continue
+        flush()
+        out.append(line)
+    flush()
+    return out

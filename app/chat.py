@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from app.abstention import AbstentionGate, other_period, other_quarter, source_features
-from app.answer_checks import clean_citations, held_citations, source_text, without_unsupported
+from app.answer_checks import clean_citations, held_citations, one_case_per_list, source_text, without_unsupported
 from app.evidence import EvidenceSelector, Source, approx_tokens
 from app.extractive import ExtractiveAnswerer
 from app.faq import faq_answer
@@ -387,9 +387,15 @@ class ChatPipeline:
                         number = computation.source.number
                         held[number] = f"{held.get(number, '')}\n{computation.as_source()}\n{computation.values()}"
                     answer_text, mode = held_citations(clean_citations(raw, valid), held), "llm"
+                    one_case = one_case_per_list(answer_text, standalone, sources)
+                    answer_text = one_case.text
+                    if one_case.removed:
+                        notice = (f"left out {len(one_case.removed)} sentence(s) about another case than the one "
+                                  "asked")
                     cited = cited_numbers(answer_text, valid)
                     if not cited:
-                        notice = "the answer cites no source: check it against the sources listed"
+                        notice = "; ".join(filter(None, [
+                            notice, "the answer cites no source: check it against the sources listed"]))
                     if s.chat_number_guard:
                         answer_text, cited, mode, notice = self._check_figures(
                             answer_text, sources, cited, computation if computed else None, f"{text}\n{standalone}",

@@ -27,6 +27,7 @@ import numpy as np
 from erag.models import load_sentence_transformer
 from erag.schema import Hit
 from erag.settings import Settings
+from ingest.table_summary import SUMMARY_KIND
 
 CountTokens = Callable[[str], int]
 _WORD = re.compile(r"[\w$€£%.-]+", re.UNICODE)
@@ -39,6 +40,9 @@ _OPEN_END = re.compile(r"[^\W\d_],?\s*$")
 # ... and a next line that starts something of its own.
 _NEW_ITEM = re.compile(r"\s*(?:[-*•|#>]|\d{1,2}[.)]\s|[QA]:|\w[\w ]{0,30}:\s)")
 LEXICAL_WEIGHT = 0.3
+# A list item's lead-in: "Phone lost, stolen or reset: call the Service Desk ...", "Codes rejected: check ...".
+# Short, opening on a letter, with no sentence end or clock time ("10:00") inside.
+_LEAD_IN = re.compile(r"^([^\W\d_][^:.!?\n]{2,60}):\s+\S")
 
 
 def approx_tokens(text: str) -> int:
@@ -91,6 +95,23 @@ class Unit:
     score: float = 0.0
     cosine: float = 0.0
     row: list[str] | None = None
+    # The line (list item, paragraph) a sentence was cut from, that item's lead-in ("Phone lost, stolen or reset")
+    # and whether the sentence opens the item (and so holds the lead-in). A procedure's steps are sentences of one
+    # item: read alone, "Scan the new QR code with SafeKey" no longer says it is the new-phone case, and the model
+    # mixed the new-phone and lost-phone steps into one list.
+    item: int | None = None
+    case: str = ""
+    opens: bool = True
+
+    @property
+    def label(self) -> str:
+        """The lead-in this unit needs in front of it: its item's, when it does not open the item."""
+        return "" if self.opens else self.case
+
+    @property
+    def read(self) -> str:
+        """The unit as a reader needs it: with its item's lead-in when it does not open the item."""
+        return f"{self.label}: {self.text}" if self.label else self.text
 
 
 @dataclass
@@ -109,9 +130,21 @@ class Source:
 
     @property
     def excerpt(self) -> str:
-        # Best first: a small model leans on what it reads first.
-        body = [u.text for u in sorted(self.selected, key=lambda u: -u.score)]
-        return "\n".join(([self.header] if self.header else []) + body)
+        return "\n".join(([self.header] if self.header else []) + self.body_lines())
+
+    def body_lines(self) -> list[str]:
+        """The selected units as the prompt shows them, one per line. Best first, since a small model leans on
+        what it reads first, but by item: the sentences of one list item or paragraph stay together in the
+        document's order (a procedure's steps in their order), opened by the item's lead-in."""
+        items: dict[tuple[str, int], list[Unit]] = {}
+        for unit in self.selected:
+            key = ("item", unit.item) if unit.item is not None else ("unit", unit.order)
+            items.setdefault(key, []).append(unit)
+        lines: list[str] = []
+        for units in sorted(items.values(), key=lambda us: -max(u.score for u in us)):
+            units.sort(key=lambda u: u.order)
+            lines += [units[0].read, *(u.text for u in units[1:])]
+        return lines
 
     @property
     def file_name(self) -> str:
@@ -173,6 +206,36 @@ def _whole_lines(text: str) -> list[str]:
     return lines
 
 
+def rows_of_summary(summary: Hit, rows: Hit) -> bool:
+    """`rows` is a chunk of rows of the table that `summary` (a table summary chunk) describes: the same document,
+    page, sheet and headings, and the summary's caption opens with the rows' caption ("Table: 4.1 Annual leave
+    entitlement" / "Table: 4.1 Annual leave entitlement (employee_handbook.docx) - summary")."""
+    s, r = summary.payload, rows.payload
+    if s.get("kind") != SUMMARY_KIND or r.get("kind") != "table" or summary.doc_id != rows.doc_id:
+        return False
+    if any(s.get(k) != r.get(k) for k in ("page", "sheet", "version")) or (s.get("headings") or []) != (
+            r.get("headings") or []):
+        return False
+    caption = rows.text.split("\n", 1)[0].strip()
+    return summary.text.startswith(f"{caption} (")
+
+
+def rows_in_place_of_summaries(hits: Sequence[Hit]) -> list[Hit]:
+    """The hits without the table summaries whose rows are among them, the rows moved up to the summary's rank.
+
+    A summary chunk is how a question finds a table; once rows of the table are retrieved they are the evidence,
+    and the summary only repeats their columns and blurs their values into ranges: its "Annual leave: 25 to 30"
+    outscored the rows for the evidence budget, and asked about 6 years of service the model answered 25.
+    """
+    out: list[Hit] = []
+    for hit in hits:
+        if any(hit.id == kept.id for kept in out):
+            continue  # moved up already
+        rows = [other for other in hits if rows_of_summary(hit, other) and all(other.id != k.id for k in out)]
+        out += rows or [hit]
+    return out
+
+
 def split_units(hit: Hit) -> tuple[str, list[Unit]]:
     """The chunk's header (breadcrumb, or table caption and header row) and its sentences or rows."""
     text = hit.text
@@ -190,10 +253,12 @@ def split_units(hit: Hit) -> tuple[str, list[Unit]]:
             header, text = first, rest
     units: list[Unit] = []
     # Lines first: list items and table-like lines are units of their own even without a full stop.
-    for line in _whole_lines(text):
+    for item, line in enumerate(_whole_lines(text)):
         line = _BULLET.sub("", line).strip()
         if not line:
             continue
+        lead = _LEAD_IN.match(line)
+        opened = False
         stub = ""
         for sentence in _sentencizer()(line).sents:
             clean = " ".join(f"{stub} {sentence.text}".split())
@@ -204,7 +269,9 @@ def split_units(hit: Hit) -> tuple[str, list[Unit]]:
                 continue
             stub = ""
             if len(clean) > 2 and all(u.text != clean[:_MAX_UNIT_CHARS] for u in units):
-                units.append(Unit(clean[:_MAX_UNIT_CHARS], len(units)))
+                units.append(Unit(clean[:_MAX_UNIT_CHARS], len(units), item=item,
+                                  case=lead.group(1) if lead else "", opens=not opened))
+                opened = True
     return header, units
 
 
@@ -227,9 +294,10 @@ class EvidenceSelector:
         return cls(encode, count_tokens, guard=settings.chat_injection_guard)
 
     def prepare(self, hits: Sequence[Hit]) -> list[Source]:
-        """Hits as sources numbered 1..n in retrieval order, split into units (cheap: no model)."""
+        """Hits as sources numbered 1..n in retrieval order, split into units (cheap: no model). A table summary
+        whose rows are among the hits gives its place to them (`rows_in_place_of_summaries`)."""
         sources = []
-        for hit in hits:
+        for hit in rows_in_place_of_summaries(hits):
             header, units = split_units(hit)
             if units:
                 sources.append(Source(len(sources) + 1, hit, header, units, guard=self.guard))
@@ -277,4 +345,4 @@ class EvidenceSelector:
         # A row alone ("| 12 | Berlin |") means little to an embedder; with its column names it reads as a fact.
         if unit.row is not None:
             return f"{source.header.splitlines()[0]}: {source.row_text(unit)}"
-        return unit.text
+        return unit.read

@@ -30,7 +30,7 @@ class ExtractiveAnswerer:
         cited: list[int] = []
         used = 0
         for _, source, unit in ranked:
-            text = source.row_text(unit) if unit.row is not None else unit.text
+            text = source.row_text(unit) if unit.row is not None else unit.read
             if lines and used + len(text) > self.max_chars:
                 break
             lines.append(f"- {text} [{source.number}]")

@@ -98,8 +98,7 @@ def _attr(value: str) -> str:
 
 def quoted_excerpt(source: Source) -> str:
     """The excerpt as the guarded prompt shows it: every line quoted, instruction-like sentences withheld."""
-    lines = [*(source.header.splitlines() if source.header else []),
-             *(u.text for u in sorted(source.selected, key=lambda u: -u.score))]
+    lines = [*(source.header.splitlines() if source.header else []), *source.body_lines()]
     return "\n".join(f"> {defuse(withhold(line)[0])}" for line in lines)
 
 

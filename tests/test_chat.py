@@ -87,6 +87,94 @@ def test_hard_wrapped_text_reaches_the_model_as_whole_sentences() -> None:
                                        "Revenue - Consulting 6,420 6,300", "Revenue - Platform 4,180"]
 
 
+def test_a_list_items_sentences_keep_their_case_and_order(chat: ChatPipeline) -> None:
+    # The IT handbook lists token resets by case ("New phone, old phone still working: ...", "Phone lost, stolen or
+    # reset: ..."), each several sentences. Cut into sentences and shown best first, "Scan the new QR code" lost its
+    # case and the model mixed the new-phone and lost-phone steps into one list.
+    question = "My phone with SafeKey was stolen. Whom do I call?"
+    hits = chat.retriever.run(question, top_k=5, groups=["all"]).hits
+    sources = chat.selector.run(question, hits, budget=2000)
+    resets = next(s for s in sources if any(u.text.startswith("Phone lost, stolen or reset:") for u in s.units))
+    scan = next(u for u in resets.units if u.text.startswith("Scan the new QR code"))
+    assert scan.label == "New phone, old phone still working" and scan.read.startswith(f"{scan.label}: Scan")
+    lines = resets.excerpt.splitlines()
+    assert f"{scan.label}: Scan the new QR code with SafeKey on the new phone." not in lines  # not the item's opener
+    opener = lines.index(next(line for line in lines if line.startswith("Phone lost, stolen or reset: call")))
+    assert lines[opener + 1].startswith("The analyst verifies your identity")  # the steps in the document's order
+    assert lines[opener + 2].startswith("Use the bypass code")
+
+
+# What the packaged model wrote over the token-reset section (asked for a new phone, then for "the procedure").
+NEW_PHONE_ANSWER = (
+    "To move your VPN token, follow these steps:\n1. Sign in with your current code and choose Move token to new "
+    "device [1].\n2. Scan the new QR code with SafeKey on the new phone [1].\n3. If your phone is lost, stolen, or "
+    "reset, use the bypass code to sign in to https://id.heliosanalytics.example/mfa and enrol a new token [1].\n"
+    "4. The old token stops working immediately [1].")
+PROCEDURE_ANSWER = (
+    "To reset your VPN token, follow these steps [1]:\n1. If your phone is lost, stolen, or reset, use the bypass "
+    "code to sign in to https://id.heliosanalytics.example/mfa and enrol a new token [1].\n2. If your phone is new "
+    "and still working, the old token stops working immediately [1].\n3. For security reasons, token resets are "
+    "never carried out by e-mail or chat [1].")
+
+
+def test_an_answer_keeps_the_cases_of_a_procedure_apart(chat: ChatPipeline) -> None:
+    from app.answer_checks import asked_cases, malformed_markers, one_case_per_list
+
+    question = "I got a new phone. How do I move my VPN token?"
+    hits = chat.retriever.run(question, top_k=5, groups=["all"]).hits
+    resets = next(s for s in chat.selector.run(question, hits, budget=320)
+                  if any(u.case == "Phone lost, stolen or reset" for u in s.units))
+    resets.number = 1
+    assert asked_cases(question, [resets]) == {1: "New phone, old phone still working"}
+    assert asked_cases("My phone with SafeKey was stolen. Whom do I call?", [resets]) == {
+        1: "Phone lost, stolen or reset"}
+    # The section is about resetting tokens: "reset" in the question names the topic, not the lost-phone case.
+    assert asked_cases("What is the VPN token reset procedure?", [resets]) == {}
+
+    kept = one_case_per_list(NEW_PHONE_ANSWER, question, [resets])
+    assert [r[:30] for r in kept.removed] == ["3. If your phone is lost, stol"]
+    assert kept.text.splitlines()[1:] == [  # numbered again without a gap
+        "1. Sign in with your current code and choose Move token to new device [1].",
+        "2. Scan the new QR code with SafeKey on the new phone [1].",
+        "3. The old token stops working immediately [1]."]
+
+    apart = one_case_per_list(PROCEDURE_ANSWER, "What is the VPN token reset procedure?", [resets])
+    assert not apart.removed and apart.text.splitlines() == [
+        "To reset your VPN token, follow these steps [1]:",
+        "1. For security reasons, token resets are never carried out by e-mail or chat [1].",
+        "Phone lost, stolen or reset:",
+        "1. If your phone is lost, stolen, or reset, use the bypass code to sign in to "
+        "https://id.heliosanalytics.example/mfa and enrol a new token [1].",
+        "New phone, old phone still working:",
+        "1. If your phone is new and still working, the old token stops working immediately [1]."]
+    assert malformed_markers(apart.text, [1]) == []
+    # A sentence citing a source that lists no cases is not about one of them.
+    assert not one_case_per_list(NEW_PHONE_ANSWER.replace("token [1].", "token [2]."), question, [resets]).removed
+    # A question about something else leaves an answer alone.
+    assert one_case_per_list("Core hours are 10:00 to 16:00 [1].", "What are core hours?", [resets]).text == (
+        "Core hours are 10:00 to 16:00 [1].")
+
+
+def test_a_tables_rows_take_the_place_of_its_summary(chat: ChatPipeline) -> None:
+    # The summary of the annual-leave table ("Annual leave (days, full-time): 25 to 30") outscored the table's rows
+    # for the evidence budget, and the model answered 25 for 6 years of service. With the rows retrieved, the
+    # summary is no source of its own and the rows move up to its rank.
+    from app.evidence import rows_in_place_of_summaries, rows_of_summary
+
+    question = "How many days of annual leave does a full-time employee with 6 years of service get?"
+    hits = chat.retriever.run(question, top_k=5, groups=["all"]).hits
+    summary = next(h for h in hits if h.payload.get("kind") == "table_summary")
+    rows = next(h for h in hits if rows_of_summary(summary, h))
+    kept = rows_in_place_of_summaries(hits)
+    assert summary.id not in {h.id for h in kept} and len(kept) == len(hits) - 1
+    assert kept.index(rows) == min(hits.index(summary), hits.index(rows))
+    assert [h.id for h in kept if h.id != rows.id] == [h.id for h in hits if h.id not in (rows.id, summary.id)]
+    sources = chat.selector.run(question, hits, budget=320)
+    assert "| 5 to 9 years | 28 | 5 days |" in next(s for s in sources if s.hit.id == rows.id).excerpt
+    others = [h for h in hits if h.payload.get("kind") == "table" and h.doc_id != summary.doc_id]
+    assert not any(rows_of_summary(summary, h) for h in others)
+
+
 def test_answer_quotes_and_cites_existing_sources_and_is_stored(chat: ChatPipeline) -> None:
     answer = chat.answer("What are the core working hours?", EMPLOYEE)
     assert answer.mode == "extractive" and not answer.abstained
