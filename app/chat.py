@@ -151,6 +151,8 @@ class ChatPipeline:
                        "feedback_ranker": feedback_ranker, "tables": tables}
         self._parts: _Parts | None = None
         self._warm_lock = threading.Lock()
+        self._keeping: threading.Thread | None = None
+        self._stop_keeping = threading.Event()
         self._retrieval_lock = threading.Lock()
         self.gate = AbstentionGate()
         self.extractive = ExtractiveAnswerer()
@@ -162,7 +164,20 @@ class ChatPipeline:
         with self._warm_lock:  # Streamlit sessions may ask at the same moment: load the model once
             if self._parts is None:
                 self._parts = self._load()
+                answerer = self._parts.table_answerer
+                if answerer is not None and self.settings.chat_keep_table_starts:
+                    groups = tuple(self.settings.default_groups)
+                    self._keeping = threading.Thread(
+                        target=answerer.keep_starts, args=(groups, self._stop_keeping.is_set), daemon=True,
+                        name="keep-table-starts")
+                    self._keeping.start()
         return self
+
+    def wait_for_table_starts(self, timeout: float | None = None) -> bool:
+        """Block until the background evaluation of the tables' SQL starts is done (True) or `timeout` passes."""
+        if self._keeping is not None:
+            self._keeping.join(timeout)
+        return self._keeping is None or not self._keeping.is_alive()
 
     def _load(self) -> _Parts:
         settings, given = self.settings, self._given
@@ -294,6 +309,9 @@ class ChatPipeline:
                 for key in ("department", "file_name")}
 
     def close(self) -> None:
+        self._stop_keeping.set()
+        if self._keeping is not None:
+            self._keeping.join()  # at most one table's start being evaluated
         parts, self._parts = self._parts, None
         if parts is None:  # never warmed up: nothing was opened
             return

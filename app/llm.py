@@ -13,9 +13,11 @@ Any other value is taken as a path to a .gguf file, so a user can choose a large
 
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +77,11 @@ class LlamaGenerator:
     """Stream chat completions from one llama.cpp model, one caller at a time.
 
     Every prompt starts with the same system message, whose tokens are evaluated once and kept; whatever follows
-    it is evaluated afresh each time, so an answer does not depend on the question asked before it.
+    it is evaluated afresh each time, so an answer does not depend on the question asked before it. A start of the
+    user message that prompts share (`shared`: a table's schema) is kept for the next `kept_prefixes` prompts.
     """
+
+    kept_prefixes = 32  # ~9-20 MB each (a 300-700-token start of the packaged model)
 
     def __init__(
         self,
@@ -106,6 +111,8 @@ class LlamaGenerator:
         self.temperature = temperature
         self.busy_timeout_s = busy_timeout_s
         self._lock = threading.Lock()
+        # Evaluated shared starts of prompts (a table's schema and the SQL task), by their tokens: their KV bytes.
+        self._prefixes: OrderedDict[tuple[int, ...], bytes] = OrderedDict()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LlamaGenerator:
@@ -117,13 +124,20 @@ class LlamaGenerator:
         return len(self.model.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int = 300, stop: list[str] | None = None,
-               stats: dict[str, Any] | None = None, probe: str | None = None) -> Iterator[str]:
+               stats: dict[str, Any] | None = None, probe: str | None = None, shared: str | Sequence[str] = ""
+               ) -> Iterator[str]:
         """Yield the answer's text pieces; waits at most `busy_timeout_s` for the model, then GeneratorBusy.
 
         `stats` (if given) receives prompt and completion token counts and the time to the first piece; with
         `probe`, also `probe_p`: the probability the model gave to starting its answer with `probe`'s first token
-        (read from the logits it sampled the first token from, so it costs nothing).
+        (read from the logits it sampled the first token from, so it costs nothing). `shared` is a start of the
+        last user message that other prompts repeat (a table's schema), or nested starts of it, shortest first: see
+        `_start_after_shared_prefix`.
         """
+        starts = [shared] if isinstance(shared, str) else list(shared)
+        starts = [text for text in starts if text]
+        if any(not messages[-1]["content"].startswith(text) for text in starts):
+            raise ValueError("`shared` must be the start of the last message's content")
         if not self._lock.acquire(timeout=self.busy_timeout_s):
             raise GeneratorBusy(
                 f"the assistant is busy with other questions (waited {self.busy_timeout_s:.0f} s); try again shortly"
@@ -132,6 +146,8 @@ class LlamaGenerator:
             started = time.perf_counter()
             pieces = 0
             self._start_after_system_prompt(messages)
+            if starts:
+                self._start_after_shared_prefix(starts)
             chunks = self.model.create_chat_completion(
                 messages=messages, max_tokens=max_tokens, temperature=self.temperature, stop=stop, stream=True,
                 logits_processor=self._probe(probe, stats) if probe and stats is not None else None,
@@ -185,8 +201,77 @@ class LlamaGenerator:
             self.model.eval(prefix)
         self.model.n_tokens = len(prefix)
 
-    def complete(self, messages: list[dict[str, str]], max_tokens: int = 64, stop: list[str] | None = None) -> str:
-        return "".join(self.stream(messages, max_tokens=max_tokens, stop=stop)).strip()
+    def _start_after_shared_prefix(self, shared: Sequence[str]) -> None:
+        """Go on from the system prompt to the end of the last of `shared` (nested starts of the user turn, each a
+        start of the next), restoring the evaluated state of the longest one a recent prompt had.
+
+        A table question's prompt is mostly the tables' schema and the SQL task (~420 tokens for the staff directory,
+        ~6 s of prefill on 2 cores); questions over the same tables and the retry after a failed query repeat it word
+        for word, and a question over the same first table and another second one repeats the first table's block.
+        Each start is always evaluated on its own, from the end of the one before, so the batches (and so the answer)
+        are the same whether a state was kept or not; a restored state is the exact evaluated key/value cache.
+        """
+        template = self.model.metadata.get("tokenizer.chat_template") or ""
+        if "<|im_start|>" not in template:
+            return  # no known turn boundary: the prompt is evaluated whole
+        import llama_cpp
+
+        system = self.model.input_ids[: self.model.n_tokens].tolist()
+        keys: list[tuple[int, ...]] = []
+        for text in shared:
+            key = (*system, *self.model.tokenize(f"<|im_start|>user\n{text}".encode(), add_bos=False, special=True))
+            # A start whose tokens do not open the next start's (a merge across the cut) cannot be built on.
+            keys = [k for k in keys if key[: len(k)] == k] + [key]
+        ctx = self.model.ctx
+        done = len(system)
+        for key in reversed(keys):
+            data = self._prefixes.get(key)
+            if data is None:
+                continue
+            buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+            if llama_cpp.llama_state_seq_set_data(ctx, buffer, len(data), 0) != len(data):
+                self._prefixes.clear()  # a state that does not load: start again from the system prompt
+                self.model.reset()
+                return
+            self._prefixes.move_to_end(key)
+            self.model.input_ids[: len(key)] = key
+            self.model.n_tokens = done = len(key)
+            break
+        for key in keys:
+            if len(key) <= done:
+                continue
+            self.model.eval(key[done:])
+            done = len(key)
+            size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+            buffer = (ctypes.c_uint8 * size)()
+            written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0)
+            self._prefixes[key] = bytes(buffer[:written])
+            while len(self._prefixes) > self.kept_prefixes:
+                self._prefixes.popitem(last=False)
+
+    def keep(self, system: str, shared: Sequence[str], wait_s: float = 0.0) -> bool:
+        """Evaluate and keep the starts `shared` of a later user turn after `system`, as `stream` would, while no
+        question needs the model: returns False at once (nothing done) when the model stays busy for `wait_s`."""
+        if not self._lock.acquire(timeout=wait_s):
+            return False
+        try:
+            self._start_after_system_prompt([{"role": "system", "content": system}])
+            self._start_after_shared_prefix([text for text in shared if text])
+            return True
+        finally:
+            self._lock.release()
+
+    @property
+    def prefixes_kept(self) -> int:
+        return len(self._prefixes)
+
+    def forget_prefixes(self) -> None:
+        with self._lock:
+            self._prefixes.clear()
+
+    def complete(self, messages: list[dict[str, str]], max_tokens: int = 64, stop: list[str] | None = None,
+                 shared: str | Sequence[str] = "") -> str:
+        return "".join(self.stream(messages, max_tokens=max_tokens, stop=stop, shared=shared)).strip()
 
 
     def close(self) -> None:

@@ -148,24 +148,37 @@ def sql_examples(table: str, label: str, measure: str | None) -> str:
             f"SELECT count(*) FROM {table} WHERE {label} ILIKE '%x%'")
 
 
-def sql_messages(question: str, schema: str, previous: str = "", error: str = "",
-                 examples: str = "") -> list[dict[str, str]]:
-    """Ask for one SELECT answering `question` over the tables in `schema`; with `error`, ask to correct `previous`.
-
-    The rules name the mistakes small models make on real finance and HR tables: case-sensitive text matches,
-    counting the total row as a line item, returning whole rows instead of the value asked for.
-    """
-    retry = (f"\nThis query failed:\n{previous}\nError: {defuse(error)}\nWrite a corrected query." if error else "")
-    user = (
+def sql_prompt_start(schema: str, examples: str = "") -> str:
+    """The start of every SQL prompt over these tables: the schema, the task and the examples. Questions over the
+    same tables, and a retry, repeat it word for word, so the generator keeps its evaluated state (`shared`)."""
+    return (
         f"Tables:\n{defuse(schema)}\n\n"
         "Task: write one DuckDB SQL SELECT query that answers the question from these tables. Use only the tables "
         "and columns listed, with their exact names. Compare text with ILIKE. Leave out total and subtotal rows "
         "unless the question asks for a total that only they hold. Keep the table's units (never multiply by "
         "1000). Select only the value or values asked for. row_id is the row's position in the table: use it for "
-        "first, last, next, previous, before, after, above and below."
-        + (f"\n{examples}" if examples else "")
-        + f"{retry}\nQuestion: {defuse(question)}\nSQL:"
+        "first, last, next, previous, before, after, above and below.\n"
+        + (f"{examples}\n" if examples else "")
     )
+
+
+def sql_prompt_starts(schema: str, examples: str = "") -> list[str]:
+    """The nested starts of a SQL prompt the generator keeps (`shared`): the first table's block alone (another
+    question may pair it with a second table, or ask about it alone), then `sql_prompt_start`."""
+    first = schema.partition("\n\nTABLE ")[0]
+    return [f"Tables:\n{defuse(first)}\n\n", sql_prompt_start(schema, examples)]
+
+
+def sql_messages(question: str, schema: str, previous: str = "", error: str = "",
+                 examples: str = "") -> list[dict[str, str]]:
+    """Ask for one SELECT answering `question` over the tables in `schema`; with `error`, ask to correct `previous`.
+
+    The rules name the mistakes small models make on real finance and HR tables: case-sensitive text matches,
+    counting the total row as a line item, returning whole rows instead of the value asked for. The prompt opens
+    with `sql_prompt_start`, which ends on a line break, so its tokens are the same alone and in the whole prompt.
+    """
+    retry = (f"This query failed:\n{previous}\nError: {defuse(error)}\nWrite a corrected query.\n" if error else "")
+    user = f"{sql_prompt_start(schema, examples)}{retry}Question: {defuse(question)}\nSQL:"
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -35,7 +35,7 @@ from app.citations import CITATION
 from app.evidence import Source, content_words, word_stems
 from app.period_change import PeriodQuestion, best_row, period_sql, year_column
 from app.period_peak import PeakQuestion, peak_sql
-from app.prompt import sql_examples, sql_messages
+from app.prompt import SYSTEM_PROMPT, sql_examples, sql_messages, sql_prompt_starts
 from app.row_order import bare_operand, row_order_sql
 from app.sql_intent import (
     TOTAL_ROW,
@@ -99,6 +99,7 @@ class Computation:
     timings: dict[str, float] = field(default_factory=dict)
     unit: str | None = None  # the result's unit when the query decides it (a percentage change); None: from columns
     by_rule: bool = False  # the SQL was written by app/period_change.py or app/period_peak.py, not by the model
+    written: str = ""  # the query before its text matches were relaxed: its literals as the model wrote them
 
     @property
     def ok(self) -> bool:
@@ -554,6 +555,24 @@ class TableAnswerer:
         text = " ".join(str(text).split()).replace("|", "/")
         return text if len(text) <= self.max_cell_chars else text[: self.max_cell_chars - 1] + "…"
 
+    def keep_starts(self, groups: GroupScope, stop: Callable[[], bool] = lambda: False) -> int:
+        """Have the generator evaluate and keep, while it is idle, the start of a SQL prompt over each table `groups`
+        may read (its block alone): the first question over a table then evaluates only the rest (the task, a
+        second table), not ~300-700 tokens of schema. Returns how many tables were kept; stops when `stop()`."""
+        kept = 0
+        for info in self.tables.catalog(groups):
+            if stop():
+                break
+            try:
+                block = self._block(info)
+            except StaleTableError:
+                continue  # replaced meanwhile: the next question sees the new version
+            while not stop():  # while a question holds the model, it goes first
+                if self.generator.keep(SYSTEM_PROMPT, sql_prompt_starts(block)[:1], wait_s=1.0):
+                    kept += 1
+                    break
+        return kept
+
     def run(self, question: str, sources: Sequence[Source], groups: GroupScope) -> Computation | None:
         """Write, check and run one query (one retry after an error); None when no table of the sources applies."""
         pairs = self.ordered(question, self.candidates(sources, groups))[: self.max_tables]
@@ -629,15 +648,17 @@ class TableAnswerer:
         examples = _examples(tables[0])
         labels = self._labels(tables)
         previous, error = "", ""
+        shared = sql_prompt_starts(schema, examples)
         for attempt in (1, 2):
             computation.attempts = attempt
             reply = self.generator.complete(sql_messages(question, schema, previous, error, examples),
-                                            max_tokens=self.max_sql_tokens, stop=[";", "\n\n\n"])
+                                            max_tokens=self.max_sql_tokens, stop=[";", "\n\n\n"],
+                                            shared=shared)
             sql = extract_sql(reply)
             sql = row_order_sql(question, sql) or sql
             sql = actual_not_planned(question, sql, tables) or sql
             sql = label_named(question, sql, labels) or sql
-            computation.sql = sql
+            computation.sql = computation.written = sql
             if not sql:
                 error = "the reply held no SELECT query"
                 previous = reply.strip()[:300]
@@ -653,7 +674,7 @@ class TableAnswerer:
                     computation.result = None  # nothing matched twice: the text answer takes the question
                     break
                 # No rows is most often a text value written otherwise than in the table ("US Bank Plaza" for
-                # "U.S. Bank Plaza"): one retry is cheap, as llama.cpp reuses the evaluated schema prefix.
+                # "U.S. Bank Plaza"): one retry is cheap, as the generator keeps the evaluated schema (`shared`).
                 error, previous = (TOTAL_ROW_HINT if total else NO_ROWS_HINT), sql
             except StaleTableError as exc:  # replaced while we worked: the next question sees the new version
                 error = str(exc)

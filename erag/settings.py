@@ -257,6 +257,11 @@ class Settings(BaseSettings):
         True, description="Answer computation and row-lookup questions over tables by SQL the model writes, run in "
         "a sandbox over the real table (app/table_qa.py); off = answer from the table rows as text.",
     )
+    chat_keep_table_starts: bool = Field(
+        True, description="Once the model is loaded, evaluate the start of a SQL prompt over each table that "
+        "default_groups may read, in the background while no question needs the model, so the first question over "
+        "a table does not wait for its schema to be read (app/llm.py keeps the states).",
+    )
     chat_injection_guard: bool = Field(
         True, description="Defend against instructions written in documents (app/injection.py): quote sources, "
         "withhold instruction-like sentences, drop answer sentences that ask for credentials or carry unknown "

@@ -147,6 +147,51 @@ def test_a_count_is_computed_over_the_real_table_and_shows_how(llm_chat: ChatPip
     assert [s["computation"]["sql"] for s in turn.sources if "computation" in s] == [computed["sql"]]
 
 
+def test_a_tables_schema_is_evaluated_once_and_gives_the_same_query(llm_chat: ChatPipeline) -> None:
+    from app.prompt import SYSTEM_PROMPT, sql_messages, sql_prompt_starts
+    from app.table_qa import _examples
+
+    # The schema and task open every SQL prompt over a table: their evaluated state is kept and restored, and the
+    # query written after a restore is the one written without it.
+    generator, qa = llm_chat.generator, llm_chat.table_answerer
+    catalog = llm_chat.tables.catalog(("all",))
+    # From start-up, each table every employee may read had its block evaluated and kept in the background.
+    assert llm_chat.wait_for_table_starts(timeout=600)
+    assert generator.prefixes_kept >= len(catalog) > 3
+    staff = next(t for t in catalog if t.file_name == "employees.csv")
+    schema, tables = qa.schema([staff])
+    examples = _examples(tables[0])
+    block, start = sql_prompt_starts(schema, examples)
+    messages = sql_messages("How many employees work in the Berlin office?", schema, examples=examples)
+    generator.forget_prefixes()
+    first = generator.complete(messages, 60, [";"], shared=[block, start])
+    assert "berlin" in first.lower() and generator.prefixes_kept == 2
+    generator.complete([{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "Say hi"}], 4)
+    assert generator.complete(messages, 60, [";"], shared=[block, start]) == first and generator.prefixes_kept == 2
+    other = sql_messages("Which office has the most employees?", schema, examples=examples)
+    generator.complete(other, 60, [";"], shared=[block, start])
+    assert generator.prefixes_kept == 2  # the same starts, kept once
+    with pytest.raises(ValueError, match="start of the last message"):
+        generator.complete(messages, 60, [";"], shared="Tables: none")
+
+    # Two tables: the first table's block is kept on its own too, and the query is the same whether the prompt was
+    # built on that kept block, on the whole kept start, or on nothing kept.
+    small = min((t for t in catalog if t.file_name != "employees.csv"), key=lambda t: t.row_count)
+    pair, pair_tables = qa.schema([staff, small])
+    assert len(pair_tables) == 2
+    starts = sql_prompt_starts(pair, _examples(pair_tables[0]))
+    assert starts[0] == block and starts[1].startswith(block)  # the staff directory's block opens both prompts
+    asked = sql_messages("How many people are based in Toronto?", pair, examples=_examples(pair_tables[0]))
+    generator.forget_prefixes()
+    cold = generator.complete(asked, 60, [";"], shared=starts)
+    assert generator.prefixes_kept == 2
+    assert generator.complete(asked, 60, [";"], shared=starts) == cold
+    generator.forget_prefixes()
+    generator.complete(messages, 60, [";"], shared=[block, start])  # the staff directory asked about alone
+    assert generator.prefixes_kept == 2
+    assert generator.complete(asked, 60, [";"], shared=starts) == cold and generator.prefixes_kept == 3
+
+
 def test_the_table_a_question_names_is_queried_before_better_ranked_ones(llm_chat: ChatPipeline) -> None:
     tables = {(t.file_name, t.sheet): t for t in llm_chat.tables.catalog(("all",))}
     budget, staff = tables[("budget_2026.xlsx", "By Department")], tables[("employees.csv", None)]
