@@ -168,6 +168,16 @@ class Computation:
         if not measured:
             return True
         asked = _stems(self.question)
+        if all(_PERIOD_COLUMN.match(n) for n in measured):
+            # A statement's period column ("q3_2026_actual") holds every line item: the row the query filters on
+            # names what it measures. "What was total revenue in the quarter?" read q3_2026_actual where line_item
+            # is 'Total revenue', and was refused for a column named only by its period.
+            try:
+                written = sqlglot.parse_one(self.written, dialect="duckdb") if self.written else tree
+            except sqlglot.errors.SqlglotError:
+                written = tree
+            labels = " ".join(str(lit.this) for lit in written.find_all(exp.Literal) if lit.is_string)
+            return bool((_stems(labels) & asked) - _GENERIC)
         return any(_stems(f"{columns[n].name} {columns[n].label} {columns[n].unit or ''}" if n in columns else n)
                    & asked for n in measured)
 
@@ -202,6 +212,12 @@ class Computation:
 def _stems(text: str) -> set[str]:
     """Word stems of a text or a snake_case name, numbers left out (a year in a question names no column)."""
     return {stem for stem in word_stems(text) if not stem.isdigit()}
+
+
+# Stems a row label shares with almost any question about a statement ("Total revenue", "total headcount").
+_GENERIC = {"total", "overa", "amoun", "value", "figur", "numbe", "sum"}
+# A column named only by its period and whether it is the actual or the plan: "q3_2026_actual", "fy_2026", "h1_budget".
+_PERIOD_COLUMN = re.compile(r"^(?:(?:q[1-4]|h[12]|fy|ytd|\d{2,4}|actual|budget|plan|forecast|target)(?:_|$))+$")
 
 
 # Words an employee uses for the people of a company: "How many people in the staff directory..." asks about the
@@ -249,6 +265,30 @@ def cell_phrases(question: str, longest: int = 4) -> set[str]:
                 continue
             out.add(" ".join(run))
     return out
+
+
+def names_a_cell_and_a_column(question: str, source: Source) -> bool:
+    """The question names a whole cell of this table source (a row's label: "Engineering") and, with other words, one
+    of its columns ("headcount"): a row-and-column lookup, which a query answers exactly. Asked "What was the
+    Engineering headcount on 30 September 2026?", the report's prose ranked first and the model read the company's
+    total, 180, for Engineering's 56 in the table its summary described."""
+    kind = source.hit.payload.get("kind")
+    if kind not in TABLE_KINDS:
+        return False
+    text = source.hit.text
+    if kind == "table":
+        table = source.table or {}
+        cells = {str(c).strip().lower() for row in table.get("rows") or [] for c in row}
+        columns = " ".join(map(str, table.get("columns") or []))
+    else:  # a summary names its short text columns' values and its columns on lines of their own
+        cells = {v.strip().lower() for line in text.splitlines() if line.startswith("Values of ")
+                 for v in line.split(": ", 1)[-1].split(", ")}
+        columns = " ".join(line for line in text.splitlines() if line.startswith("Columns: "))
+    named = {p for p in cell_phrases(question) if p in cells and not p.replace(" ", "").isdigit()}
+    if not named:
+        return False
+    rest = _stems(question) - _stems(" ".join(named))
+    return bool(rest & (_stems(columns) - {"text", "integ", "numbe", "date"}))
 
 
 def text_columns(info: TableInfo) -> list[str]:
@@ -464,12 +504,16 @@ class TableAnswerer:
         self.schema_tokens = schema_tokens
 
     def wants(self, question: str, sources: Sequence[Source]) -> bool:
-        """A computation question with a table among the three best sources, or a row lookup with a table first."""
+        """A computation question with a table among the three best sources, or a row lookup with a table first or
+        a table among the three best whose cell and column the question names (`names_a_cell_and_a_column`)."""
         if not sources:
             return False
         if COMPUTE_CUE.search(question):
             return any(s.hit.payload.get("kind") in TABLE_KINDS for s in sources[:3])
-        return bool(LOOKUP_CUE.search(question)) and sources[0].hit.payload.get("kind") in TABLE_KINDS
+        if not LOOKUP_CUE.search(question):
+            return False
+        return sources[0].hit.payload.get("kind") in TABLE_KINDS or any(
+            names_a_cell_and_a_column(question, s) for s in sources[:3])
 
     def candidates(self, sources: Sequence[Source], groups: GroupScope) -> list[tuple[Source, TableInfo]]:
         """The user's catalog tables behind the table sources, best source first, of the version retrieved; then

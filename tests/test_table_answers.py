@@ -348,6 +348,22 @@ def test_the_query_reads_the_actual_figures_and_the_year_asked(settings: Setting
         cells = [" ".join(map(str, r.texts.values())) for r in store.rows(info, limit=info.row_count)]
         assert years_not_read("What was total revenue in Q3 2024?", fixed, [info], cells) == ["2024"]
         assert years_not_read("What was total revenue in Q3 2026?", fixed, [info], cells) == []
+        # A period column ("q3_2026_actual") holds every line item: the row the query filters on names the measure.
+        from app.evidence import Source
+        from app.table_qa import Computation, relax_text_matches
+        from erag.schema import Hit
+
+        actual = next(c.name for c in info.columns if "actual" in c.name)
+        written = f"SELECT {actual} FROM {info.name} WHERE {label} = 'Total revenue'"
+        relaxed = store.query(relax_text_matches(written, [info]), [info])
+        source = Source(1, Hit("c1", 1.0, {"doc_id": info.doc_id, "kind": "table"}), "", [])
+
+        def reads(question: str) -> bool:
+            return Computation(question, relaxed.sql, relaxed, [info], source, written=written).reads_what_was_asked()
+
+        assert relaxed.rows == [(11560,)] and reads("What was total revenue in the quarter?")
+        assert not reads("What was total headcount in the quarter?")  # "total" alone names no measure
+        assert not reads("What was the consulting headcount in the quarter?")
     assert is_total_row_answer("Which segment earned most?", [("Total revenue",)])
     assert not is_total_row_answer("Which line is the total?", [("Total revenue",)])
     assert not is_total_row_answer("Which segment earned most?", [("Consulting revenue",)])
@@ -384,6 +400,23 @@ def test_a_reports_table_is_read_when_its_prose_ranked_first(llm_chat: ChatPipel
     assert answer.mode == "table" and "11,560" in answer.text, (answer.text, answer.computation)
     assert {t["file_name"] for t in answer.computation["tables"]} == {"q3_2026_quarterly_report.pdf"}
     assert answer.citations[0].payload["file_name"] == "q3_2026_quarterly_report.pdf"
+
+
+def test_a_lookup_naming_a_row_and_a_column_is_read_from_the_table(llm_chat: ChatPipeline) -> None:
+    from app.table_qa import names_a_cell_and_a_column
+
+    # The report's prose ranks first and speaks of the company's headcount (180); Engineering's is a cell of the
+    # table whose summary was retrieved. The question names its row (Engineering) and its column (headcount).
+    question = "What was the Engineering headcount on 30 September 2026?"
+    sources = llm_chat.selector.prepare(llm_chat.retriever.run(question, top_k=5, groups=["all"]).hits)
+    assert any(names_a_cell_and_a_column(question, s) for s in sources[:3])
+    assert not any(names_a_cell_and_a_column("What was the company headcount on 30 September 2026?", s)
+                   for s in sources)  # no row named
+    assert not any(names_a_cell_and_a_column("What did Engineering spend on travel?", s)
+                   for s in sources)  # no column named
+    answer = llm_chat.answer(question, EMPLOYEE)
+    assert answer.mode == "table" and "56" in answer.text, (answer.text, answer.computation)
+    assert {t["file_name"] for t in answer.computation["tables"]} == {"q3_2026_quarterly_report.pdf"}
 
 
 def test_the_table_holding_the_values_a_question_quotes_comes_first(settings: Settings, tmp_path: Path) -> None:
