@@ -515,7 +515,9 @@ def _cases_apart(lines: list[list[_Sentence]], case_of: Callable[[Sequence[_Sent
         else:
             out.extend(line for line, c in zip(run, found, strict=True) if c is None)
             for case in cases:
-                out.append([_Sentence(f"{case[1]}:", [])])
+                # Blank lines around the case's line: Markdown would read a line right after a list item as more
+                # of that item, and number every case's steps as one list (seen in the browser).
+                out.extend([[], [_Sentence(f"{case[1]}:", [])], []])
                 out.extend(line for line, c in zip(run, found, strict=True) if c == case)
         run.clear()
 

@@ -111,6 +111,8 @@ class LlamaGenerator:
         self.temperature = temperature
         self.busy_timeout_s = busy_timeout_s
         self._lock = threading.Lock()
+        self._waiting = 0  # questions waiting for the model
+        self._count_lock = threading.Lock()
         # Evaluated shared starts of prompts (a table's schema and the SQL task), by their tokens: their KV bytes.
         self._prefixes: OrderedDict[tuple[int, ...], bytes] = OrderedDict()
 
@@ -138,7 +140,14 @@ class LlamaGenerator:
         starts = [text for text in starts if text]
         if any(not messages[-1]["content"].startswith(text) for text in starts):
             raise ValueError("`shared` must be the start of the last message's content")
-        if not self._lock.acquire(timeout=self.busy_timeout_s):
+        with self._count_lock:
+            self._waiting += 1  # seen by `keep`, which then leaves the model to this question
+        try:
+            acquired = self._lock.acquire(timeout=self.busy_timeout_s)
+        finally:
+            with self._count_lock:
+                self._waiting -= 1
+        if not acquired:
             raise GeneratorBusy(
                 f"the assistant is busy with other questions (waited {self.busy_timeout_s:.0f} s); try again shortly"
             )
@@ -251,7 +260,12 @@ class LlamaGenerator:
 
     def keep(self, system: str, shared: Sequence[str], wait_s: float = 0.0) -> bool:
         """Evaluate and keep the starts `shared` of a later user turn after `system`, as `stream` would, while no
-        question needs the model: returns False at once (nothing done) when the model stays busy for `wait_s`."""
+        question needs the model: returns False (nothing done) after `wait_s` when a question waits for the model or
+        holds it. A lock does not queue its waiters: without the check, a loop of `keep` calls could take the model
+        again and again before a waiting question woke."""
+        if self._waiting:
+            time.sleep(wait_s)
+            return False
         if not self._lock.acquire(timeout=wait_s):
             return False
         try:

@@ -599,12 +599,20 @@ class TableAnswerer:
         text = " ".join(str(text).split()).replace("|", "/")
         return text if len(text) <= self.max_cell_chars else text[: self.max_cell_chars - 1] + "…"
 
-    def keep_starts(self, groups: GroupScope, stop: Callable[[], bool] = lambda: False) -> int:
+    def keep_starts(self, groups: GroupScope, stop: Callable[[], bool] = lambda: False, limit: int = 16) -> int:
         """Have the generator evaluate and keep, while it is idle, the start of a SQL prompt over each table `groups`
         may read (its block alone): the first question over a table then evaluates only the rest (the task, a
-        second table), not ~300-700 tokens of schema. Returns how many tables were kept; stops when `stop()`."""
+        second table), not ~300-700 tokens of schema. Returns how many tables were kept; stops when `stop()`.
+
+        Only a catalog of at most `limit` tables is kept whole (half the generator's kept states, so questions keep
+        room for theirs); a larger one is left to the states questions leave: an arbitrary part of hundreds of
+        tables would hold the model for minutes and be pushed out by the first questions."""
+        catalog = self.tables.catalog(groups)
+        if len(catalog) > limit:
+            log.info("%d tables: their SQL starts are kept as questions read them, not ahead", len(catalog))
+            return 0
         kept = 0
-        for info in self.tables.catalog(groups):
+        for info in catalog:
             if stop():
                 break
             try:

@@ -169,7 +169,8 @@ def ask(
     from app.chat import ChatInputError, ChatPipeline
     from index.store import StoreError
 
-    settings = get_settings()
+    # One question per process: evaluating every table's SQL start ahead would only hold the model from it.
+    settings = get_settings().model_copy(update={"chat_keep_table_starts": False})
     if no_llm:
         settings = settings.model_copy(update={"llm_enabled": False})
     flt = _parse_filters(filters or [])

@@ -260,7 +260,8 @@ class Settings(BaseSettings):
     chat_keep_table_starts: bool = Field(
         True, description="Once the model is loaded, evaluate the start of a SQL prompt over each table that "
         "default_groups may read, in the background while no question needs the model, so the first question over "
-        "a table does not wait for its schema to be read (app/llm.py keeps the states).",
+        "a table does not wait for its schema to be read (app/llm.py keeps the states; a catalog of more than 16 "
+        "tables is not read ahead).",
     )
     chat_injection_guard: bool = Field(
         True, description="Defend against instructions written in documents (app/injection.py): quote sources, "

@@ -142,10 +142,10 @@ def test_an_answer_keeps_the_cases_of_a_procedure_apart(chat: ChatPipeline) -> N
     assert not apart.removed and apart.text.splitlines() == [
         "To reset your VPN token, follow these steps [1]:",
         "1. For security reasons, token resets are never carried out by e-mail or chat [1].",
-        "Phone lost, stolen or reset:",
+        "", "Phone lost, stolen or reset:", "",  # blank lines: Markdown starts a new list after each
         "1. If your phone is lost, stolen, or reset, use the bypass code to sign in to "
         "https://id.heliosanalytics.example/mfa and enrol a new token [1].",
-        "New phone, old phone still working:",
+        "", "New phone, old phone still working:", "",
         "1. If your phone is new and still working, the old token stops working immediately [1]."]
     assert malformed_markers(apart.text, [1]) == []
     # A sentence citing a source that lists no cases is not about one of them.

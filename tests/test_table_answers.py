@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -158,6 +160,7 @@ def test_a_tables_schema_is_evaluated_once_and_gives_the_same_query(llm_chat: Ch
     # From start-up, each table every employee may read had its block evaluated and kept in the background.
     assert llm_chat.wait_for_table_starts(timeout=600)
     assert generator.prefixes_kept >= len(catalog) > 3
+    assert qa.keep_starts(("all",), limit=3) == 0  # a catalog larger than the limit is not read ahead
     staff = next(t for t in catalog if t.file_name == "employees.csv")
     schema, tables = qa.schema([staff])
     examples = _examples(tables[0])
@@ -173,6 +176,20 @@ def test_a_tables_schema_is_evaluated_once_and_gives_the_same_query(llm_chat: Ch
     assert generator.prefixes_kept == 2  # the same starts, kept once
     with pytest.raises(ValueError, match="start of the last message"):
         generator.complete(messages, 60, [";"], shared="Tables: none")
+    # A question waiting for the model goes before the background evaluation: a lock does not queue its waiters.
+    replies: list[str] = []
+
+    def ask() -> None:
+        replies.append(generator.complete(messages, 60, [";"], shared=[block, start]))
+
+    with generator._lock:
+        asker = threading.Thread(target=ask)
+        asker.start()
+        while not generator._waiting:
+            time.sleep(0.01)
+        assert generator.keep(SYSTEM_PROMPT, [block], wait_s=0.1) is False
+    asker.join(120)
+    assert replies == [first]
 
     # Two tables: the first table's block is kept on its own too, and the query is the same whether the prompt was
     # built on that kept block, on the whole kept start, or on nothing kept.
