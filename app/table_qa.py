@@ -47,7 +47,7 @@ from app.sql_intent import (
 )
 from erag.access import GroupScope
 from index.tables import QueryError, QueryResult, StaleTableError, TableInfo, TableRow, TableStore
-from ingest.table_summary import SUMMARY_KIND
+from ingest.table_summary import SUMMARY_KIND, summary_columns, summary_values
 
 log = logging.getLogger(__name__)
 
@@ -280,10 +280,8 @@ def names_a_cell_and_a_column(question: str, source: Source) -> bool:
         table = source.table or {}
         cells = {str(c).strip().lower() for row in table.get("rows") or [] for c in row}
         columns = " ".join(map(str, table.get("columns") or []))
-    else:  # a summary names its short text columns' values and its columns on lines of their own
-        cells = {v.strip().lower() for line in text.splitlines() if line.startswith("Values of ")
-                 for v in line.split(": ", 1)[-1].split(", ")}
-        columns = " ".join(line for line in text.splitlines() if line.startswith("Columns: "))
+    else:
+        cells, columns = summary_values(text), summary_columns(text)
     named = {p for p in cell_phrases(question) if p in cells and not p.replace(" ", "").isdigit()}
     if not named:
         return False

@@ -24,6 +24,7 @@ from erag.table_types import TypedTable
 SUMMARY_KIND = "table_summary"  # a chunk kind of its own: it has no rows to render, cite or read as a row
 MAX_DISTINCT = 12  # a column with more distinct texts is an identifier or free text: its values do not summarise it
 MAX_LINE_CHARS = 400
+_COLUMNS, _VALUES = "Columns: ", "Values of "  # the lines `summary_columns` and `summary_values` read back
 
 
 def _shown(value: object) -> str:
@@ -31,11 +32,23 @@ def _shown(value: object) -> str:
     return text if len(text) <= 40 else text[:39] + "…"
 
 
+def summary_values(text: str) -> set[str]:
+    """The values a summary lists for its short text columns, lower-cased ("engineering", "leeds"): read back by the
+    chat, which asks whether a question names a row of the table."""
+    return {v.strip().lower() for line in text.splitlines() if line.startswith(_VALUES)
+            for v in line.split(": ", 1)[-1].split(", ")}
+
+
+def summary_columns(text: str) -> str:
+    """A summary's line of columns with their types and units."""
+    return " ".join(line for line in text.splitlines() if line.startswith(_COLUMNS))
+
+
 def summary_text(table: TypedTable, title: str, where: str) -> str:
     """The summary of one typed table (see the module docstring)."""
     columns = ", ".join(
         f"{c.label or c.name} ({c.type}{', ' + c.unit if c.unit else ''})" for c in table.columns)
-    lines = [f"Table: {title} ({where}) - summary", f"Columns: {columns}"[:MAX_LINE_CHARS * 2],
+    lines = [f"Table: {title} ({where}) - summary", f"{_COLUMNS}{columns}"[:MAX_LINE_CHARS * 2],
              f"{table.n_rows:,} rows."]
     for column in table.columns:
         values = [v for v in column.values if v is not None]
@@ -44,7 +57,7 @@ def summary_text(table: TypedTable, title: str, where: str) -> str:
         if column.type == "text":
             distinct = sorted({" ".join(str(v).split()) for v in values})
             if 1 < len(distinct) <= MAX_DISTINCT:
-                lines.append(f"Values of {column.label or column.name}: " + ", ".join(_shown(v) for v in distinct))
+                lines.append(f"{_VALUES}{column.label or column.name}: " + ", ".join(_shown(v) for v in distinct))
         else:
             low, high = min(values), max(values)  # type: ignore[type-var]
             unit = f" {column.unit}" if column.unit else ""
