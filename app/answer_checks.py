@@ -425,7 +425,12 @@ def without_unsupported(answer: str, cited_texts: Sequence[str], computed_values
 
     lines = _parse(answer)
     text = _join(lines, None, keep)
-    return Checked(text, removed, bool(content_words(_without_markers(text))))
+    return Checked(text, removed, _has_content(text))
+
+
+def _has_content(text: str) -> bool:
+    """Something is said besides markers and stopwords (`Checked.has_content`)."""
+    return bool(content_words(_without_markers(text)))
 
 
 def _named_in(name: str, text: str) -> bool:
@@ -467,8 +472,9 @@ def one_case_per_list(answer: str, question: str, sources: Sequence[Source], min
     """
     listing = [s for s in sources if len({u.case for u in s.units if u.case}) >= 2]
     units = [(s.number, u.case, content_words(u.read)) for s in listing for u in s.units]
+    unchanged = Checked(answer, [], _has_content(answer))
     if not units:
-        return Checked(answer, [], bool(content_words(_without_markers(answer))))
+        return unchanged
 
     def case_of(sentences: Sequence[_Sentence]) -> tuple[int, str] | None:
         words = content_words(" ".join(s.text for s in sentences))
@@ -494,10 +500,8 @@ def one_case_per_list(answer: str, question: str, sources: Sequence[Source], min
             return False
 
         text = _join(lines, None, keep)
-        if removed and content_words(_without_markers(text)):
-            return Checked(text, removed, True)
-        return Checked(answer, [], bool(content_words(_without_markers(answer))))
-    return Checked(_join(_cases_apart(lines, case_of), None), [], bool(content_words(_without_markers(answer))))
+        return Checked(text, removed, True) if removed and _has_content(text) else unchanged
+    return Checked(_join(_cases_apart(lines, case_of), None), [], unchanged.has_content)
 
 
 def _cases_apart(lines: list[list[_Sentence]], case_of: Callable[[Sequence[_Sentence]], tuple[int, str] | None]
