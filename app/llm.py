@@ -254,7 +254,7 @@ class LlamaGenerator:
             size = llama_cpp.llama_state_seq_get_size(ctx, 0)
             buffer = (ctypes.c_uint8 * size)()
             written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0)
-            self._prefixes[key] = bytes(buffer[:written])
+            self._prefixes[key] = ctypes.string_at(buffer, written)  # a slice would build a list of ~10M ints
             while len(self._prefixes) > self.kept_prefixes:
                 self._prefixes.popitem(last=False)
 
