@@ -57,6 +57,22 @@ def _payload_matches(payload: dict[str, Any], match: Match) -> bool:
     return any(v in match.values for v in values)
 
 
+def _names(payload: dict[str, Any], match: Match) -> bool:
+    """Whether a chunk is what a query's named value points at: see `_named_condition`."""
+    return _payload_matches(payload, match) or (
+        match.key == "department" and _payload_matches(payload, Match("departments", match.values)))
+
+
+def _named_condition(match: Match) -> Match | Filter:
+    """The filter for a value the query names. A department named in a question is the document's owner
+    ("IT's laptop policy") or what the figures are about ("the staff cost budget of the IT department", which the
+    Finance budget's rows for IT answer): a chunk of either kind passes. The rows carry the department in their
+    `departments` entities, tagged at ingest. Restricted to the owner alone, that question read the IT handbook."""
+    if match.key != "department":
+        return match
+    return Filter(should=[match, Match("departments", match.values)])
+
+
 def validate_filter(flt: Filter | None) -> None:
     """Refuse filters on fields the index cannot filter by, with the list of those it can."""
     if flt is None:
@@ -169,8 +185,9 @@ class Retriever:
         base = (filters or Filter()) & access_filter(scope)
         analysis = self.analyzer(scope).run(text) if s.query_filters != "off" else QueryAnalysis(text)
         result = RetrievalResult(query=text, hits=[], analysis=analysis)
-        flt, boosts = self._filter_and_boosts(base, analysis, result.notes)
-        result.filters = [f"{m.key}={'|'.join(map(str, m.values))}" for m in flt.must if isinstance(m, Match)]
+        flt, restricted, boosts = self._filter_and_boosts(base, analysis, result.notes)
+        applied = [m for m in flt.must if isinstance(m, Match)] + [m for m in restricted if m not in flt.must]
+        result.filters = [f"{m.key}={'|'.join(map(str, m.values))}" for m in applied]
 
         reranker = self._reranker_for(self.rerank_by_default if rerank is None else rerank)
         depth = max(top_k, reranker.top_n if reranker else top_k)
@@ -182,7 +199,7 @@ class Retriever:
         exact = not flt.is_empty() and self.store.count(flt & visible()) < s.exact_below
         hits = self.searcher.run(text, top_k=depth, groups=scope, filters=flt if not flt.is_empty() else None,
                                  mode=mode, retriever=retriever, exact=exact)
-        self._explain_and_boost(hits, [m for m in analysis.restrict if m in flt.must], boosts)
+        self._explain_and_boost(hits, restricted, boosts)
         if s.query_filters != "off" and asks_latest(text):
             self._lift_latest(hits)
         hits.sort(key=lambda h: h.score, reverse=True)
@@ -191,29 +208,30 @@ class Retriever:
         result.hits = hits[:top_k]
         return result
 
-    def _filter_and_boosts(self, base: Filter, analysis: QueryAnalysis, notes: list[str]) -> tuple[Filter, list[Match]]:
-        """The filter to search with and the matches that only boost: what the query names restricts the
-        search when enough chunks match (in `auto` mode), and otherwise lifts the chunks that match."""
+    def _filter_and_boosts(self, base: Filter, analysis: QueryAnalysis,
+                           notes: list[str]) -> tuple[Filter, list[Match], list[Match]]:
+        """The filter to search with, the named values it restricts to, and the matches that only boost: what the
+        query names restricts the search when enough chunks match (in `auto` mode), and otherwise lifts them."""
         s = self.settings
         boosts = list(analysis.boost)
         if not analysis.restrict:
-            return base, boosts
-        candidate = base & Filter(must=list(analysis.restrict))
+            return base, [], boosts
+        candidate = base & Filter(must=[_named_condition(m) for m in analysis.restrict])
         enough = self.store.count(candidate & visible()) >= s.min_filtered_candidates
         if s.query_filters == "auto" and enough:
-            return candidate, boosts
+            return candidate, list(analysis.restrict), boosts
         notes.append(f"{', '.join(analysis.describe()[: len(analysis.restrict)])} used as a boost"
                      + ("" if enough else f" (fewer than {s.min_filtered_candidates} matching chunks)"))
-        return base, list(analysis.restrict) + boosts
+        return base, [], list(analysis.restrict) + boosts
 
     def _explain_and_boost(self, hits: list[Hit], restricted: list[Match], boosts: list[Match]) -> None:
         """Say which named document, department or entity each hit matched, and lift the boosted ones."""
         s = self.settings
         for hit in hits:
-            hit.matched = [f"{m.key}={v}" for m in restricted for v in m.values if _payload_matches(hit.payload, m)]
+            hit.matched = [f"{m.key}={v}" for m in restricted for v in m.values if _names(hit.payload, m)]
             bonus = 0.0
             for m in boosts:
-                if _payload_matches(hit.payload, m):
+                if _names(hit.payload, m):
                     hit.matched.append(f"{m.key}={'|'.join(str(v) for v in m.values)}")
                     bonus += s.org_boost_weight if m.key == "orgs" else s.boost_weight
             if bonus:

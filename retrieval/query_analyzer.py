@@ -6,7 +6,8 @@ Example:
     [Match(key='department', values=('HR',)), Match(key='title', values=('Employee Handbook',)), ...]
 
 Only values that exist in the index count (a name the index has never seen would filter everything
-away), and matching is case-insensitive on whole words. An organisation matches every way the index writes
+away), and matching is case-insensitive on whole words, except for a department, which is named as it is
+written ("IT", not the pronoun "it"; `_names_department`). An organisation matches every way the index writes
 it (`org_key`: "Apple" finds "Apple Inc." and "APPLE INC").
 """
 
@@ -72,6 +73,16 @@ def _contains(text: str, phrase: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(phrase.lower())}(?!\w)", text) is not None
 
 
+def _names_department(query: str, name: str) -> bool:
+    """Whether the query names the department: written as the department writes itself ("IT", "Legal"), or in
+    lower case followed by "department" or "team" ("the finance team"). Matched without case, the pronoun in "Is
+    it allowed to work from home?" restricted the search to the IT department's documents, and "is it legal"
+    would have gone to Legal's; the ingest tags departments in chunks by their written form too."""
+    if re.search(rf"(?<!\w){re.escape(name)}(?!\w)", query):
+        return True
+    return re.search(rf"(?<!\w){re.escape(name.lower())}\s+(?:department|dept|team)\b", query.lower()) is not None
+
+
 class QueryAnalyzer:
     """Match a query against the field values the index holds."""
 
@@ -115,7 +126,8 @@ class QueryAnalyzer:
         for key in RESTRICTING_FIELDS:
             buckets = self._phrases.get(key, {})
             hits = {
-                value for word in words for phrase, value in buckets.get(word, ()) if _contains(lowered, phrase)
+                value for word in words for phrase, value in buckets.get(word, ())
+                if (_names_department(query, value) if key == "department" else _contains(lowered, phrase))
             }
             if hits:
                 analysis.restrict.append(Match(key, sorted(hits)))

@@ -386,6 +386,28 @@ def test_the_query_reads_the_actual_figures_and_the_year_asked(settings: Setting
     assert not is_total_row_answer("Which segment earned most?", [("Consulting revenue",)])
 
 
+def test_a_row_of_whom_the_figure_is_about_does_not_name_what_it_measures(settings: Settings, tmp_path: Path) -> None:
+    # An employee asked for the HR department's salary bill (in a restricted table they cannot see); the report's
+    # table of each department's quarterly costs was filtered on 'HR' and its operating expenses were the answer.
+    from app.evidence import Source
+    from app.table_qa import Computation
+    from erag.schema import Hit
+
+    costs = "Department,Q3 2026 (GBP k),Headcount\nHR,260,9\nIT,410,12\n"
+    with one_table(settings, tmp_path / "finance", "q3_costs.csv", costs) as (store, info):
+        period, label = info.columns[2].name, info.columns[1].name
+        sql = f"SELECT {period} FROM {info.name} WHERE {label} = 'HR'"
+        result = store.query(sql, [info])
+        source = Source(1, Hit("c1", 1.0, {"doc_id": info.doc_id, "kind": "table"}), "", [])
+
+        def reads(question: str) -> bool:
+            return Computation(question, sql, result, [info], source, written=sql).reads_what_was_asked()
+
+        assert result.rows == [(260,)]
+        assert not reads("What is the total salary bill of the HR department?")
+        assert reads("What did HR cost in the quarter?")  # the row is all the question names: as before
+
+
 def test_the_period_a_row_peaks_in_and_the_row_the_question_names(settings: Settings, tmp_path: Path) -> None:
     from app.sql_intent import label_named
 
