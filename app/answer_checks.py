@@ -370,8 +370,8 @@ _UNFINISHED = re.compile(r"\b(is|are|was|were|be|been|equals?|of|the|a|an|to|for
 # Pay asked for by name. A budget's "Staff costs" and an assumption's "Subcontractor costs" are real figures that
 # the model read as "the average salary in Legal" and "Margaret Okafor's salary" for an employee who may not see
 # the salary table: a figure given for pay must come from a line (or the table header above it) that names pay.
-_PAY_ASKED = re.compile(r"\b(salar(y|ies)|wages?|bonus(es)?|compensation|remuneration|earnings)\b", re.I)
-_PAY_NAMED = re.compile(r"salar(y|ies)|wages?|bonus|compensation|remuneration|earnings|\bpay\b|\bpaid\b", re.I)
+PAY_ASKED = re.compile(r"\b(salar(y|ies)|wages?|bonus(es)?|compensation|remuneration|earnings)\b", re.I)
+PAY_NAMED = re.compile(r"salar(y|ies)|wages?|bonus|compensation|remuneration|earnings|\bpay\b|\bpaid\b", re.I)
 
 
 def _lines_in_context(texts: Iterable[str]) -> list[str]:
@@ -389,8 +389,8 @@ def _lines_in_context(texts: Iterable[str]) -> list[str]:
 
 
 def pay_not_named(figures: Sequence[Figure], texts: Sequence[str]) -> bool:
-    """No line that states one of the figures names pay (`_PAY_NAMED`), in its words or its table's header."""
-    lines = [line for line in _lines_in_context(texts) if _PAY_NAMED.search(line)]
+    """No line that states one of the figures names pay (`PAY_NAMED`), in its words or its table's header."""
+    lines = [line for line in _lines_in_context(texts) if PAY_NAMED.search(line)]
     known = _known_numbers(lines)
     return not any(_supports(f, k) for f in figures for k in known)
 
@@ -405,7 +405,7 @@ def without_unsupported(answer: str, cited_texts: Sequence[str], computed_values
     nothing but markers and stopwords is left (the chat abstains). A question that asks for pay by name (salary,
     bonus, ...) keeps a figure only from a line that names pay (`pay_not_named`)."""
     known = _known_numbers([*cited_texts, *computed_values, question])
-    pay = bool(_PAY_ASKED.search(question))
+    pay = bool(PAY_ASKED.search(question))
     held = "\n".join([*cited_texts, *computed_values]).lower()
     removed: list[str] = []
 

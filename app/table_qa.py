@@ -31,6 +31,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
+from app.answer_checks import PAY_ASKED, PAY_NAMED
 from app.citations import CITATION
 from app.evidence import Source, content_words, word_stems
 from app.period_change import PeriodQuestion, best_row, period_sql, year_column
@@ -46,7 +47,7 @@ from app.sql_intent import (
     years_not_read,
 )
 from erag.access import GroupScope
-from index.tables import ColumnInfo, QueryError, QueryResult, StaleTableError, TableInfo, TableRow, TableStore
+from index.tables import QueryError, QueryResult, StaleTableError, TableInfo, TableRow, TableStore
 from ingest.table_summary import SUMMARY_KIND, summary_columns, summary_values
 
 log = logging.getLogger(__name__)
@@ -146,8 +147,7 @@ class Computation:
         word with the question (compared on 5-letter stems: salary / salaries). A small model asked for a salary
         over a budget table computes "staff costs" instead; this keeps such a value from being presented as the
         answer (the text path and its abstention take over). Counting rows, and who/which questions that return a
-        name, need no such word. A column named only by its period ("q3_2026") is measured by the row the query
-        filters on, which the question must name."""
+        name, need no such word. Pay asked for must be read from a column that names pay."""
         try:
             tree = sqlglot.parse_one(self.sql, dialect="duckdb")
         except sqlglot.errors.SqlglotError:
@@ -164,6 +164,16 @@ class Computation:
                                  if c.name.lower() in columns and columns[c.name.lower()].type != "text"}
         if not measured:
             return True
+        if PAY_ASKED.search(self.question) and not any(
+                PAY_NAMED.search(f"{columns[n].name} {columns[n].label}" if n in columns else n) for n in measured):
+            # Pay asked for is read from a column that names pay, as the text path's figures must be: "What is the
+            # total salary bill of the HR department?" was answered with HR's quarterly costs, a column named by its
+            # period only ("q3_2026"), which the word check below cannot judge.
+            return False
+        # A column named by a year or a code ("c1870", "y2019") has no word to compare: it is not checked.
+        measured = {n for n in measured if re.search(r"[a-z]{3}", re.sub(r"[^a-z]", " ", n))}
+        if not measured:
+            return True
         asked = _stems(self.question)
         if all(_PERIOD_COLUMN.match(n) for n in measured):
             # A statement's period column ("q3_2026_actual") holds every line item: the row the query filters on
@@ -173,16 +183,8 @@ class Computation:
                 written = sqlglot.parse_one(self.written, dialect="duckdb") if self.written else tree
             except sqlglot.errors.SqlglotError:
                 written = tree
-            # A label of a column the question names is whom the figure is about, not what it measures: "What is the
-            # total salary bill of the HR department?" filtered department = 'HR' in a table of each department's
-            # quarterly costs and was answered with HR's operating expenses.
-            labels = " ".join(str(lit.this) for lit in written.find_all(exp.Literal)
-                              if lit.is_string and not _stems(_filtered_column(lit, columns)) & asked)
+            labels = " ".join(str(lit.this) for lit in written.find_all(exp.Literal) if lit.is_string)
             return bool((_stems(labels) & asked) - _GENERIC)
-        # A column named by a year or a code ("c1870", "y2019") has no word to compare: it is not checked.
-        measured = {n for n in measured if re.search(r"[a-z]{3}", re.sub(r"[^a-z]", " ", n))}
-        if not measured:
-            return True
         return any(_stems(f"{columns[n].name} {columns[n].label} {columns[n].unit or ''}" if n in columns else n)
                    & asked for n in measured)
 
@@ -212,15 +214,6 @@ class Computation:
                        for t in self.tables],
             "source_rows": [{"row_id": r.row_id, **r.texts} for r in self.rows[:20]],
         }
-
-
-def _filtered_column(literal: exp.Literal, columns: dict[str, ColumnInfo]) -> str:
-    """The name and header of the column a string literal is compared with ("department = 'HR'"), or ""."""
-    column = literal.parent.find(exp.Column) if literal.parent is not None else None
-    if column is None:
-        return ""
-    info = columns.get(column.name.lower())
-    return f"{info.name} {info.label}" if info else column.name
 
 
 def _stems(text: str) -> set[str]:

@@ -386,7 +386,7 @@ def test_the_query_reads_the_actual_figures_and_the_year_asked(settings: Setting
     assert not is_total_row_answer("Which segment earned most?", [("Consulting revenue",)])
 
 
-def test_a_row_of_whom_the_figure_is_about_does_not_name_what_it_measures(settings: Settings, tmp_path: Path) -> None:
+def test_pay_is_read_from_a_column_that_names_pay(settings: Settings, tmp_path: Path) -> None:
     # An employee asked for the HR department's salary bill (in a restricted table they cannot see); the report's
     # table of each department's quarterly costs was filtered on 'HR' and its operating expenses were the answer.
     from app.evidence import Source
@@ -405,7 +405,7 @@ def test_a_row_of_whom_the_figure_is_about_does_not_name_what_it_measures(settin
 
         assert result.rows == [(260,)]
         assert not reads("What is the total salary bill of the HR department?")
-        assert reads("What did HR cost in the quarter?")  # the row is all the question names: as before
+        assert reads("What did the HR department cost in Q3 2026?")  # a column named by its period only: as before
 
 
 def test_the_period_a_row_peaks_in_and_the_row_the_question_names(settings: Settings, tmp_path: Path) -> None:
