@@ -328,12 +328,20 @@ class EvidenceSelector:
 
         ranked = sorted(((u.score, i, u) for i, s in enumerate(sources) for u in s.units), key=lambda t: -t[0])
         used = 0
+        # A sentence already chosen from a better-ranked source is not shown again: quarterly filings repeat their
+        # boilerplate word for word ("The accounting policies for segment reporting are the same as for Intel as a
+        # whole." from three 10-Qs filled a third of the budget), and a copy tells the model nothing new.
+        shown: set[str] = set()
         for _, i, unit in ranked:
             source = sources[i]
+            said = " ".join(unit.text.lower().split())
+            if said in shown:
+                continue
             cost = self.count_tokens(unit.text) + (0 if source.selected else self.count_tokens(source.header) + 12)
             if used + cost > budget and used:
                 continue  # the single best unit always goes in, even over a tiny budget
             source.selected.append(unit)
+            shown.add(said)
             used += cost
         return sources
 

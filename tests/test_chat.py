@@ -480,3 +480,21 @@ def test_an_faq_entry_that_asks_the_question_gives_its_own_answer(tmp_path: Path
     assert text.endswith("[1].") and "Q:" not in text and "A:" not in text
     for other in ("Can I use a USB keyboard?", "Are dogs allowed in the office?"):
         assert quoted(other) is None, other
+
+
+def test_a_sentence_repeated_by_another_source_is_shown_once(tmp_path: Path) -> None:
+    from app.evidence import EvidenceSelector
+    from erag.schema import Hit
+
+    # Quarterly reports repeat their boilerplate word for word: three copies of one sentence filled the budget
+    # and the sentence that answers stayed out of the prompt.
+    selector = EvidenceSelector.from_settings(make_settings(tmp_path))
+    boiler = "The accounting policies for segment reporting are the same as for the company as a whole."
+    answer = "Effective January 2026, the useful life of production equipment changed from five to eight years."
+    hits = [Hit(f"q{i}", 1.0, {"file_name": f"report_q{i}.pdf", "text": f"{boiler}\n{answer if i == 3 else ''}"})
+            for i in (1, 2, 3)]
+    question = "Did the accounting policies change in the latest report?"
+    sources = selector.run(question, hits, budget=80)
+    shown = [u.text for s in sources for u in s.selected]
+    assert shown.count(boiler) == 1 and sources[0].selected[0].text == boiler  # the best-ranked copy is kept
+    assert answer in shown  # the budget the copies took now holds the next sentence
