@@ -105,7 +105,16 @@ class Computation:
     @property
     def ok(self) -> bool:
         return self.result is not None and bool(self.result.rows) and not all(
-            v is None for row in self.result.rows for v in row)
+            v is None for row in self.result.rows for v in row) and not self.reads_a_header()
+
+    def reads_a_header(self) -> bool:
+        """Every value returned is its own column's header: a second header line ("Fiscal 2019 Fourth" over
+        "Quarter", "Total") stored as a row, not data. TAT-QA's "What was the revenue in the fiscal 2019 third
+        quarter?" was answered "Total"."""
+        assert self.result is not None
+        labels = {c.name.lower(): {c.name.lower(), c.label.strip().lower()} for t in self.tables for c in t.columns}
+        return all(isinstance(v, str) and v.strip().lower() in labels.get(name.lower(), ())
+                   for row in self.result.rows for name, v in zip(self.result.columns, row, strict=True))
 
     def values(self) -> str:
         """The result in words: a value, a list of values, or a few rows of 'column: value'."""

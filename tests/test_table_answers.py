@@ -484,3 +484,24 @@ def test_the_table_holding_the_values_a_question_quotes_comes_first(settings: Se
         assert [info.file_name for _, info in chosen] == ["knicks_1996.csv", "hockey_1994.csv"]
         # No quoted value tells them apart: retrieval order stands.
         assert qa._by_cells("which team scored the most points?", pairs) == pairs
+
+
+def test_a_header_line_read_as_a_row_is_no_answer(settings: Settings, tmp_path: Path) -> None:
+    # A TAT-QA table repeats its header lines above a second block of years; stored as rows, one of them answered
+    # "What was the revenue in the fiscal 2019 third quarter?" with "Total", the header of the total column.
+    from app.evidence import Source
+    from app.table_qa import Computation
+    from erag.schema import Hit
+
+    report = ("Segment,First Quarter,Total\nConsulting,5,9\nPlatform,6,11\n"
+              ",Fiscal 2018,\nSegment,First Quarter,Total\nConsulting,4,8\n")
+    with one_table(settings, tmp_path / "finance", "revenue.csv", report) as (store, info):
+        segment, total = info.columns[1].name, info.columns[3].name
+        source = Source(1, Hit("c1", 1.0, {"doc_id": info.doc_id, "kind": "table"}), "", [])
+
+        def computed(sql: str) -> Computation:
+            return Computation("What was the revenue?", sql, store.query(sql, [info]), [info], source)
+
+        header = computed(f"SELECT {total} FROM {info.name} WHERE {segment} = 'Segment'")
+        assert header.result.rows == [("Total",)] and not header.ok
+        assert computed(f"SELECT {total} FROM {info.name} WHERE {segment} = 'Platform'").ok
