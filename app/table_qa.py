@@ -108,9 +108,9 @@ class Computation:
             v is None for row in self.result.rows for v in row) and not self.reads_a_header()
 
     def reads_a_header(self) -> bool:
-        """Every value returned is its own column's header: a second header line ("Fiscal 2019 Fourth" over
-        "Quarter", "Total") stored as a row, not data. TAT-QA's "What was the revenue in the fiscal 2019 third
-        quarter?" was answered "Total"."""
+        """Every value returned is its own column's header: a header line stored as a row (a TAT-QA table restates
+        its headers above a second block of years), not data. "What was the revenue in the fiscal 2019 third
+        quarter?" was answered "Total", the total column's header."""
         assert self.result is not None
         labels = {c.name.lower(): {c.name.lower(), c.label.strip().lower()} for t in self.tables for c in t.columns}
         return all(isinstance(v, str) and v.strip().lower() in labels.get(name.lower(), ())
