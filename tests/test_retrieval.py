@@ -116,6 +116,14 @@ def test_a_department_named_as_the_subject_of_figures_finds_the_rows_about_it(re
     top = result.hits[0].payload
     assert top["file_name"] == "budget_2026.xlsx" and top["sheet"] == "By Department", top
     assert "IT" in top["departments"] and top["department"] == "Finance"
+    # The wider department condition sits beside the reader's groups, never in place of them: the salary table
+    # (HR, group hr) stays out of an employee's results however the question names HR.
+    for question in ("What is the total salary bill of the HR department?", "salary_gbp of HR staff"):
+        employee = retriever.run(question, groups=["all"], top_k=50)
+        assert "department=HR" in employee.filters
+        assert "salaries.csv" not in {h.payload["file_name"] for h in employee.hits}, question
+    assert "salaries.csv" in {h.payload["file_name"] for h in retriever.run(
+        "What is the total salary bill of the HR department?", groups=["all", "hr"], top_k=10).hits}
 
 
 def test_too_selective_query_filter_falls_back_to_a_boost(company: Settings) -> None:
