@@ -57,20 +57,28 @@ def _payload_matches(payload: dict[str, Any], match: Match) -> bool:
     return any(v in match.values for v in values)
 
 
+# A department named in a question is the document's owner ("IT's laptop policy") or what the figures are about
+# ("the staff cost budget of the IT department", which the Finance budget's rows for IT answer): a chunk of either
+# kind is what the query names. The rows carry the department in their `departments` entities, tagged at ingest.
+# Restricted to the owner alone, that question read the IT handbook.
+_ALSO_NAMED_IN = {"department": "departments"}
+
+
+def _named_matches(match: Match) -> list[Match]:
+    """The fields a value the query names may sit in: its own, and `_ALSO_NAMED_IN`'s."""
+    also = _ALSO_NAMED_IN.get(match.key)
+    return [match, Match(also, match.values)] if also else [match]
+
+
 def _names(payload: dict[str, Any], match: Match) -> bool:
-    """Whether a chunk is what a query's named value points at: see `_named_condition`."""
-    return _payload_matches(payload, match) or (
-        match.key == "department" and _payload_matches(payload, Match("departments", match.values)))
+    """Whether a chunk is what a query's named value points at (the check `_named_condition` filters by)."""
+    return any(_payload_matches(payload, m) for m in _named_matches(match))
 
 
 def _named_condition(match: Match) -> Match | Filter:
-    """The filter for a value the query names. A department named in a question is the document's owner
-    ("IT's laptop policy") or what the figures are about ("the staff cost budget of the IT department", which the
-    Finance budget's rows for IT answer): a chunk of either kind passes. The rows carry the department in their
-    `departments` entities, tagged at ingest. Restricted to the owner alone, that question read the IT handbook."""
-    if match.key != "department":
-        return match
-    return Filter(should=[match, Match("departments", match.values)])
+    """The filter for a value the query names: any of its fields holds it."""
+    matches = _named_matches(match)
+    return matches[0] if len(matches) == 1 else Filter(should=list(matches))
 
 
 def validate_filter(flt: Filter | None) -> None:
