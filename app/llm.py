@@ -287,7 +287,6 @@ class LlamaGenerator:
                  shared: str | Sequence[str] = "") -> str:
         return "".join(self.stream(messages, max_tokens=max_tokens, stop=stop, shared=shared)).strip()
 
-
     def close(self) -> None:
         with self._lock:
             close = getattr(self.model, "close", None)

@@ -47,7 +47,7 @@ from app.sql_intent import (
     years_not_read,
 )
 from erag.access import GroupScope
-from index.tables import QueryError, QueryResult, StaleTableError, TableInfo, TableRow, TableStore
+from index.tables import ColumnInfo, QueryError, QueryResult, StaleTableError, TableInfo, TableRow, TableStore
 from ingest.table_summary import SUMMARY_KIND, summary_columns, summary_values
 
 log = logging.getLogger(__name__)
@@ -112,9 +112,18 @@ class Computation:
         its headers above a second block of years), not data. "What was the revenue in the fiscal 2019 third
         quarter?" was answered "Total", the total column's header."""
         assert self.result is not None
-        labels = {c.name.lower(): {c.name.lower(), c.label.strip().lower()} for t in self.tables for c in t.columns}
-        return all(isinstance(v, str) and v.strip().lower() in labels.get(name.lower(), ())
+        columns = self._columns()
+
+        def header(name: str) -> set[str]:
+            column = columns.get(name.lower())
+            return {column.name.lower(), column.label.strip().lower()} if column else set()
+
+        return all(isinstance(v, str) and v.strip().lower() in header(name)
                    for row in self.result.rows for name, v in zip(self.result.columns, row, strict=True))
+
+    def _columns(self) -> dict[str, ColumnInfo]:
+        """The queried tables' columns by lower-cased SQL name."""
+        return {c.name.lower(): c for t in self.tables for c in t.columns}
 
     def values(self) -> str:
         """The result in words: a value, a list of values, or a few rows of 'column: value'."""
@@ -161,7 +170,7 @@ class Computation:
             tree = sqlglot.parse_one(self.sql, dialect="duckdb")
         except sqlglot.errors.SqlglotError:
             return False
-        columns = {c.name.lower(): c for t in self.tables for c in t.columns}
+        columns = self._columns()
         measured: set[str] = set()
         for node in tree.find_all(exp.Sum, exp.Avg):
             measured |= {c.name.lower() for c in node.find_all(exp.Column)}
