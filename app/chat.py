@@ -37,7 +37,9 @@ from app.memory import ConversationMemory, QueryRewriter
 from app.prompt import (
     ABSTAIN_TEXT,
     NO_ANSWER,
+    SYSTEM_PROMPT,
     answer_messages,
+    answer_prompt_start,
     attribute,
     cited_numbers,
     is_refusal,
@@ -164,14 +166,21 @@ class ChatPipeline:
         with self._warm_lock:  # Streamlit sessions may ask at the same moment: load the model once
             if self._parts is None:
                 self._parts = self._load()
-                answerer = self._parts.table_answerer
-                if answerer is not None and self.settings.chat_keep_table_starts:
-                    groups = tuple(self.settings.default_groups)
-                    self._keeping = threading.Thread(
-                        target=answerer.keep_starts, args=(groups, self._stop_keeping.is_set), daemon=True,
-                        name="keep-table-starts")
+                if self._parts.generator is not None and self.settings.chat_keep_table_starts:
+                    self._keeping = threading.Thread(target=self._read_ahead, daemon=True, name="keep-table-starts")
                     self._keeping.start()
         return self
+
+    def _read_ahead(self) -> None:
+        """While no question needs the model: evaluate and keep the answering prompt's start (the worked examples,
+        ~300 tokens), then the SQL starts of the tables `default_groups` may read."""
+        parts, stop = self._ready, self._stop_keeping.is_set
+        assert parts.generator is not None
+        start = answer_prompt_start(self.settings.chat_injection_guard)
+        while start and not stop() and not parts.generator.keep(SYSTEM_PROMPT, [start], wait_s=1.0):
+            pass  # a question holds the model: it evaluates the start itself
+        if parts.table_answerer is not None:
+            parts.table_answerer.keep_starts(tuple(self.settings.default_groups), stop)
 
     def wait_for_table_starts(self, timeout: float | None = None) -> bool:
         """Block until the background evaluation of the tables' SQL starts is done (True) or `timeout` passes."""
@@ -524,8 +533,11 @@ class ChatPipeline:
         held: str | None = ""
         t = time.perf_counter()
         computed = (computation.source.number, computation.where(), computation.as_source()) if computation else None
+        # The worked examples open every answering prompt word for word: their evaluated state is kept, not re-read.
+        shared = answer_prompt_start(any(src.guard for src in sources))
         stream = self.generator.stream(answer_messages(question, sources, computed),
-                                       self.settings.llm_max_answer_tokens, stats=stats, probe=NO_ANSWER)
+                                       self.settings.llm_max_answer_tokens, stats=stats, probe=NO_ANSWER,
+                                       shared=shared)
         try:
             for piece in stream:
                 if "first_token_s" not in timings:

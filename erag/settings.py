@@ -258,7 +258,8 @@ class Settings(BaseSettings):
         "a sandbox over the real table (app/table_qa.py); off = answer from the table rows as text.",
     )
     chat_keep_table_starts: bool = Field(
-        True, description="Once the model is loaded, evaluate the start of a SQL prompt over each table that "
+        True, description="Once the model is loaded, evaluate the start of the answering prompt (its worked "
+        "examples) and the start of a SQL prompt over each table that "
         "default_groups may read, in the background while no question needs the model, so the first question over "
         "a table does not wait for its schema to be read (app/llm.py keeps the states; a catalog of more than 16 "
         "tables is not read ahead).",
