@@ -92,6 +92,8 @@ def _without_markers(text: str) -> str:
     """The text with its markers taken out and the spaces they leave tidied ("hours [1] ." -> "hours.")."""
     text = _MARKER.sub("", text)
     text = re.sub(r"[ \t]+([.!?:;,])", r"\1", text)
+    # The comma between two markers ("home [2], [3].") is left stranded before the full stop.
+    text = re.sub(r"[,;]+(?=[.!?]*\s*$)", "", text)
     return re.sub(r"[ \t]{2,}", " ", text).strip()
 
 
@@ -204,9 +206,13 @@ def held_citations(text: str, source_texts: dict[int, str], min_share: float = 0
     no content words of their own ("Here are the steps:") keep their markers.
     """
     texts = {n: content_words(t) for n, t in source_texts.items()}
+    known = {n: _known_numbers([t]) for n, t in source_texts.items()}
 
     def share(words: set[str], number: int) -> float:
         return len(words & texts.get(number, set())) / len(words)
+
+    def states(figures: list[Figure], number: int) -> bool:
+        return all(any(_supports(f, k) for k in known.get(number, ())) for f in figures)
 
     lines = _parse(text)
     for sentences in lines:
@@ -218,6 +224,14 @@ def held_citations(text: str, source_texts: dict[int, str], min_share: float = 0
             if not held:
                 best = max(texts, key=lambda n: share(words, n), default=None)
                 held = [best] if best is not None and share(words, best) >= min_share else sentence.markers
+            # Figures no source states (the question's own "6 years") are the figure check's business, not this one's.
+            figures = [f for f in answer_numbers(sentence.text) if any(states([f], n) for n in texts)]
+            if figures and not any(states(figures, n) for n in held):
+                # The words fit a source that does not state the figure ("28 days, full-time [4]" citing the leave
+                # policy's prose while the table of source 2 holds 28): the figure says where the sentence is from.
+                stating = [n for n in texts if states(figures, n) and share(words, n) >= min_share]
+                if stating:
+                    held = [max(stating, key=lambda n: share(words, n))]
             sentence.markers = held
     return _join(lines, None)
 

@@ -147,6 +147,7 @@ def test_issue_22_stray_markers_are_cleaned() -> None:
     ("Six weeks.\n[2]\n\nPaid in full [3].", "Six weeks [2].\n\nPaid in full [3]."),  # alone on a line
     ("Steps:\n- [1] Open the portal.\n- (Optional) Call IT [3].", "Steps:\n- Open the portal [1].\n"
      "- (Optional) Call IT [3]."),
+    ("Yes, it is allowed to work from home [2], [3].", "Yes, it is allowed to work from home [2] [3]."),
     ("Core hours are 10:00 to 16:00 [2].", "Core hours are 10:00 to 16:00 [2]."),  # clean stays as it is
 ])
 def test_markers_take_one_clean_form(raw: str, clean: str) -> None:
@@ -169,6 +170,21 @@ def test_markers_stay_only_on_sources_that_hold_the_sentence() -> None:
     assert cited_numbers(held, sources) == [2, 1, 3]
     # A sentence no source holds keeps what it cited: the figure check, not this one, decides whether it stays.
     assert held_citations("Parking is free on Fridays [1].", sources) == "Parking is free on Fridays [1]."
+
+
+def test_a_figure_moves_its_marker_to_the_source_that_states_it() -> None:
+    # Words from the handbook's text table (data/hr/employee_handbook.docx), the figure from its leave table.
+    sources = {
+        2: "Years of service | Annual leave days (full-time)\n0 to 4 years | 25\n5 to 9 years | 28",
+        4: "Annual leave: full-time employees earn more days with years of service; part-time staff pro rata.",
+    }
+    assert held_citations("A full-time employee with 6 years of service gets 28 days [4].", sources) == (
+        "A full-time employee with 6 years of service gets 28 days [2].")
+    # A figure no source states keeps the marker its words earn: the figure check then drops the sentence.
+    assert held_citations("A full-time employee gets 31 days [4].", sources) == "A full-time employee gets 31 days [4]."
+    # A cited source that states the figure keeps its marker.
+    assert held_citations("Service of 5 to 9 years earns 28 days [2].", sources) == (
+        "Service of 5 to 9 years earns 28 days [2].")
 
 
 def test_malformed_markers_are_found() -> None:
