@@ -27,7 +27,8 @@ What each catches, seen on the sample company's question set (eval/sets/sample_c
 - `label_named`: asked "the budgeted operating profit for FY 2026", the model filtered the summary sheet on
   "Operating expenses - Staff costs"; a row label the question names word for word is the row it asks about.
 - `is_total_row_answer`: asked which department spent most, the model returned the "Total operating expenses"
-  row. A which/who question is never answered by a total row unless it asks about totals.
+  row. A which/who question is never answered by a total row unless it asks about totals; `without_rows` runs
+  such a query again over the table without its total rows.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from sqlglot import exp
 
 from app.evidence import years_named
 from app.row_order import bare_operand
+from erag.table_types import ROW_ID
 from index.tables import TableInfo
 
 _PLANNED = re.compile(r"budget\w*|forecast\w*|plan(ned)?|target\w*|estimate\w*|projected", re.I)
@@ -86,6 +88,22 @@ def _rewritten(sql: str, replace: Callable[[exp.Expression], exp.Expression | No
 
     fixed = tree.transform(visit)
     return fixed.sql(dialect="duckdb") if changed else None
+
+
+def without_rows(sql: str, rows: dict[str, list[int]]) -> str | None:
+    """The query with each table of `rows` (by name) read without those row ids, or None when it cannot be parsed
+    or reads none of them. Each reference becomes a subquery under the reference's own name, so the rest of the
+    query (columns qualified by the table's name, joins, subqueries over the same table) reads as written: a
+    ranking that topped out on a total row is run again over the line items (`is_total_row_answer`)."""
+
+    def narrow(node: exp.Expression) -> exp.Expression | None:
+        if not isinstance(node, exp.Table) or node.name.lower() not in rows:
+            return None
+        ids = ", ".join(str(int(r)) for r in rows[node.name.lower()])
+        inner = sqlglot.parse_one(f"SELECT * FROM {node.name} WHERE {ROW_ID} NOT IN ({ids})", dialect="duckdb")
+        return exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(node.alias_or_name)))
+
+    return _rewritten(sql, narrow)
 
 
 def plan_agrees(question: str, table: TableInfo) -> bool:

@@ -44,6 +44,7 @@ from app.sql_intent import (
     is_total_row_answer,
     label_named,
     plan_agrees,
+    without_rows,
     years_not_read,
 )
 from erag.access import GroupScope
@@ -609,6 +610,24 @@ class TableAnswerer:
             title = "First rows (row_id = row number):"
         return "\n".join(head)
 
+    def _past_totals(self, computation: Computation, sql: str, tables: Sequence[TableInfo]) -> bool:
+        """Run `sql` again over the tables without their total rows, keeping the result when it names a line item
+        (True). "Which department had the highest operating expenses?" ranked "Total operating expenses" first;
+        told so, the model wrote the same query again. Leaving the rows out is what the hint asks of it, done
+        without a second query from the model."""
+        rows = {t.name.lower(): ids for t in tables if (ids := [int(r) for r in self._total_rows(t)])}
+        narrowed = without_rows(sql, rows) if rows else None
+        if narrowed is None:
+            return False
+        try:
+            result = self.tables.query(relax_text_matches(narrowed, tables), tables)
+        except QueryError:
+            return False
+        if not result.rows or is_total_row_answer(computation.question, result.rows):
+            return False
+        computation.result, computation.sql = result, result.sql
+        return computation.ok
+
     def _total_rows(self, info: TableInfo) -> list[str]:
         """Row ids whose first text cell reads as a total ("Total revenue", "Grand total"): a small model counts and
         ranks them with the line items unless told which they are."""
@@ -743,6 +762,8 @@ class TableAnswerer:
                 computation.sql = computation.result.sql
                 error = ""
                 total = computation.ok and is_total_row_answer(question, computation.result.rows)
+                if total and self._past_totals(computation, sql, tables):
+                    total = False
                 if computation.ok and not total and not counted_nothing(computation.sql, computation.result):
                     break
                 if attempt == 2:

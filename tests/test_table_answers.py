@@ -386,6 +386,28 @@ def test_the_query_reads_the_actual_figures_and_the_year_asked(settings: Setting
     assert not is_total_row_answer("Which segment earned most?", [("Consulting revenue",)])
 
 
+def test_a_ranking_that_tops_out_on_a_total_row_is_run_again_without_it(settings: Settings, tmp_path: Path) -> None:
+    from app.sql_intent import without_rows
+
+    costs = "Department,Q3 2026 (GBP k)\nConsulting,3850\nLegal,180\nTotal operating expenses,4030\n"
+    with one_table(settings, tmp_path / "finance", "q3_costs.csv", costs) as (store, info):
+        label, period = info.columns[1].name, info.columns[2].name
+        top = f"SELECT {label} FROM {info.name} WHERE {period} = (SELECT MAX({period}) FROM {info.name})"
+        assert store.query(top, [info]).rows == [("Total operating expenses",)]
+        narrowed = without_rows(top, {info.name: [3]})
+        assert narrowed is not None and store.query(narrowed, [info]).rows == [("Consulting",)]
+        assert without_rows(top, {"other_table": [3]}) is None  # reads none of the tables given
+        assert without_rows("SELECT FROM WHERE", {info.name: [3]}) is None
+
+
+def test_a_ranking_over_a_report_leaves_its_total_row_out(llm_chat: ChatPipeline) -> None:
+    # The model ranks the report's "Total operating expenses" row first and writes the same query when told so;
+    # the chat runs that query again without the table's total rows.
+    answer = llm_chat.answer("Which department had the highest operating expenses in Q3 2026?", EMPLOYEE)
+    assert answer.mode == "table" and "Consulting" in answer.text, (answer.text, answer.notice)
+    assert "NOT row_id IN" in answer.computation["sql"]
+
+
 def test_pay_is_read_from_a_column_that_names_pay(settings: Settings, tmp_path: Path) -> None:
     # An employee asked for the HR department's salary bill (in a restricted table they cannot see); the report's
     # table of each department's quarterly costs was filtered on 'HR' and its operating expenses were the answer.
