@@ -601,7 +601,8 @@ class TableAnswerer:
         title = ("All rows" if limit >= info.row_count else "First rows") + " (row_id = row number):"
         totals = self._total_rows(info)
         if totals:
-            head.append(f"Rows {', '.join(totals)} are totals: leave them out unless the question asks for that total.")
+            head.append(f"Rows {', '.join(map(str, totals))} are totals: leave them out unless the question asks for "
+                        "that total.")
         while rows:
             block = "\n".join([*head, title, "| " + " | ".join(names) + " |", *rows])
             if len(rows) == 1 or self.generator.count_tokens(block) <= self.schema_tokens:
@@ -615,7 +616,7 @@ class TableAnswerer:
         (True). "Which department had the highest operating expenses?" ranked "Total operating expenses" first;
         told so, the model wrote the same query again. Leaving the rows out is what the hint asks of it, done
         without a second query from the model."""
-        rows = {t.name.lower(): ids for t in tables if (ids := [int(r) for r in self._total_rows(t)])}
+        rows = {t.name.lower(): ids for t in tables if (ids := self._total_rows(t))}
         narrowed = without_rows(sql, rows) if rows else None
         if narrowed is None:
             return False
@@ -628,13 +629,13 @@ class TableAnswerer:
         computation.result, computation.sql = result, result.sql
         return computation.ok
 
-    def _total_rows(self, info: TableInfo) -> list[str]:
+    def _total_rows(self, info: TableInfo) -> list[int]:
         """Row ids whose first text cell reads as a total ("Total revenue", "Grand total"): a small model counts and
         ranks them with the line items unless told which they are."""
         first_text = next(iter(text_columns(info)), None)
         if first_text is None or info.row_count > 200:
             return []
-        return [str(r.row_id) for r in self.tables.rows(info, limit=info.row_count)
+        return [r.row_id for r in self.tables.rows(info, limit=info.row_count)
                 if TOTAL_ROW.search(str(r.texts.get(first_text, "")))][:5]
 
     def _cell(self, text: str) -> str:
