@@ -69,6 +69,8 @@ def show_computation(computation: dict[str, Any]) -> None:
     tables = ", ".join(t.get("file_name") or t.get("name", "") for t in computation.get("tables", []))
     who = ("written by a fixed rule: one row compared between two years" if computation.get("written_by") == "rule"
            else "written by the language model")
+    if computation.get("rewrites"):
+        who += ", then corrected by rules: " + ", ".join(computation["rewrites"])
     st.caption(f"One read-only SQL query over {tables} ({who}), run in a sandbox that holds only tables you may "
                "read.")
     st.code(computation.get("sql", ""), language="sql")

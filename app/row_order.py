@@ -34,8 +34,11 @@ _ANCHOR_COMPARISONS = (exp.EQ, exp.Like, exp.ILike, exp.LT, exp.GT, exp.LTE, exp
 
 # The ends of the list: "last on the list", "at the top", "first in the table". "top scorer" or "finished first" is
 # a ranking, not a position, and is not matched.
-_LIST_END = re.compile(r"\b(?:(first|top|last|bottom)\w*\s+(?:one\s+)?(?:on|in|of)\s+the\s+(?:list|table|chart)|"
-                       r"at the (top|bottom|end|start|beginning)\b)", re.I)
+# "The last region listed on the table" and "the first team listed" place a row the same way.
+_LIST_END = re.compile(r"\b(?:(?:first|top|last|bottom)\w*\s+(?:one\s+)?(?:on|in|of)\s+the\s+(?:list|table|chart)|"
+                       r"(?:first|last)\s+(?:\w+\s+){1,3}?(?:listed\s+)?(?:on|in)\s+the\s+(?:list|table|chart)|"
+                       r"(?:first|last)\s+\w+\s+listed\b|listed\s+(?:first|last)\b|"
+                       r"at the (?:top|bottom|end|start|beginning)\b)", re.I)
 
 
 def row_order_sql(question: str, sql: str) -> str | None:
@@ -49,13 +52,16 @@ def list_end_sql(question: str, sql: str) -> str | None:
 
     >>> print(list_end_sql("What driver was last on the list?", "SELECT driver FROM grid ORDER BY points DESC LIMIT 1"))
     SELECT driver FROM grid ORDER BY row_id DESC LIMIT 1
+    >>> print(list_end_sql("What is the last region listed on the table?", "SELECT region FROM r ORDER BY region DESC"))
+    SELECT region FROM r ORDER BY row_id DESC LIMIT 1
+    >>> list_end_sql("Who was the top scorer in the table?", "SELECT name FROM s ORDER BY goals DESC LIMIT 1") is None
+    True
     """
     match = _LIST_END.search(question)
     tree = _plain_select(sql)
     if match is None or tree is None:
         return None
-    end = (match.group(1) or match.group(2)).lower()
-    last = end.startswith(("last", "bottom", "end"))
+    last = re.search(r"\b(last|bottom|end)", match.group(0), re.I) is not None
     moved = tree.copy()
     moved.set("order", exp.Order(expressions=[exp.Ordered(this=exp.column("row_id"), desc=last)]))
     moved.set("limit", exp.Limit(expression=exp.Literal.number(1)))

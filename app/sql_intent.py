@@ -29,6 +29,8 @@ What each catches, seen on the sample company's question set (eval/sets/sample_c
 - `is_total_row_answer`: asked which department spent most, the model returned the "Total operating expenses"
   row. A which/who question is never answered by a total row unless it asks about totals; `without_rows` runs
   such a query again over the table without its total rows.
+- `label_for_which`: asked "which show had the highest rating?", the model selected the rating (9.4), not the
+  show. A which/who question asks for a row's name: the query keeps its figure and names the row first.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ _AGAINST_PLAN = re.compile(rf"\b(against|versus|vs\.?|compared (to|with)|relativ
                            rf"than|beat|missed?)\s+(the\s+|its\s+|their\s+)?(?:{_PLANNED.pattern})\b", re.I)
 TOTAL_ROW = re.compile(r"^\s*(grand |sub-?)?total\b|^\s*all\b", re.IGNORECASE)
 _WHICH = re.compile(r"^\s*(which|who|what (department|team|office|segment|region|quarter|division|unit))\b", re.I)
+# The noun a which-question asks for ("which show", "what team"); "who" asks for a person.
+_ASKED_NOUN = re.compile(r"^\s*(?:which|what)\s+(?:of\s+the\s+)?(\w+)", re.I)
+_PERSON_COLUMN = re.compile(r"name|player|person|driver|rider|athlete|candidate|artist|author|winner|member|"
+                            r"employee|manager|coach|owner|representative|director|leader|holder", re.I)
 
 
 def actual_not_planned(question: str, sql: str, tables: Sequence[TableInfo]) -> str | None:
@@ -179,3 +185,71 @@ def is_total_row_answer(question: str, rows: Sequence[Sequence[object]]) -> bool
         return False
     labels = [row[0] for row in rows if row and isinstance(row[0], str)]
     return bool(labels) and all(TOTAL_ROW.search(label) for label in labels)
+
+
+def label_for_which(question: str, sql: str, tables: Sequence[TableInfo]) -> str | None:
+    """`sql` with the row's name selected first when a which/who question's query selects only figures; None when
+    the query already selects what the question asks for, or is not one SELECT over one of `tables` whose figures
+    are plain columns or a MAX/MIN of one (which becomes the row ordered first by that column).
+
+    The name is the column the question's noun names ("which show" -> `show`, "which year" -> `year`), for "who" a
+    text column of people, else the table's first text column (where a table keeps its row labels). The figure
+    stays beside it, so the answer reads the name with what ranked it.
+
+    >>> from index.tables import ColumnInfo, TableInfo
+    >>> cols = tuple(ColumnInfo(n, n, t) for n, t in (("row_id", "integer"), ("show", "text"), ("rating", "number")))
+    >>> shows = TableInfo("tv", "k", "d", "v", 0, "Ratings", "tv.csv", None, None, 1, cols, 9, ("all",))
+    >>> print(label_for_which("Which show had the highest rating?", "SELECT MAX(rating) FROM tv", [shows]))
+    SELECT "show", rating FROM tv ORDER BY rating DESC LIMIT 1
+    """
+    if not _WHICH.search(question) or re.search(r"\bhow (many|much)\b", question, re.I):
+        return None
+    try:
+        tree = sqlglot.parse_one(sql, dialect="duckdb")
+    except sqlglot.errors.SqlglotError:
+        return None
+    source = tree.args.get("from_", tree.args.get("from")) if isinstance(tree, exp.Select) else None
+    if source is None or not isinstance(source.this, exp.Table) or tree.args.get("joins") or tree.args.get("group"):
+        return None
+    info = next((t for t in tables if t.name.lower() == source.this.name.lower()), None)
+    if info is None:
+        return None
+    kinds = {c.name.lower(): c.type for c in info.columns}
+    label = _label_column(question, info)
+    extreme: tuple[exp.Column, bool] | None = None
+    for projection in tree.expressions:
+        node = projection.unalias()
+        if isinstance(node, (exp.Max, exp.Min)) and isinstance(node.this, exp.Column) and len(tree.expressions) == 1:
+            extreme = (node.this, isinstance(node, exp.Max))
+            node = node.this
+        if not isinstance(node, exp.Column) or kinds.get(node.name.lower()) not in ("integer", "number"):
+            return None  # a name already, an expression or another aggregate: left as written
+        if label is not None and node.name.lower() == label.lower() and extreme is None:
+            return None  # "which year ...?" answered with the year column
+    if label is None:
+        return None
+    named = tree.copy()
+    if extreme is not None:
+        column, highest = extreme
+        named.set("expressions", [exp.column(label), column.copy()])
+        named.set("order", exp.Order(expressions=[exp.Ordered(this=column.copy(), desc=highest, nulls_first=False)]))
+        named.set("limit", exp.Limit(expression=exp.Literal.number(1)))
+    else:
+        named.set("expressions", [exp.column(label), *(e.copy() for e in tree.expressions)])
+    return named.sql(dialect="duckdb")
+
+
+def _label_column(question: str, info: TableInfo) -> str | None:
+    columns = list(info.columns[1:])
+    noun = _ASKED_NOUN.match(question)
+    if noun:
+        stem = noun.group(1).lower()[:5]
+        for column in columns:
+            if any(word[:5] == stem for word in _words(f"{column.name} {column.label}")):
+                return column.name
+    texts = [c for c in columns if c.type == "text"]
+    if re.match(r"^\s*who\b", question, re.I):
+        for column in texts:
+            if _PERSON_COLUMN.search(f"{column.name} {column.label}"):
+                return column.name
+    return texts[0].name if texts else None

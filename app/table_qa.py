@@ -42,6 +42,7 @@ from app.sql_intent import (
     TOTAL_ROW,
     actual_not_planned,
     is_total_row_answer,
+    label_for_which,
     label_named,
     plan_agrees,
     without_rows,
@@ -102,6 +103,9 @@ class Computation:
     unit: str | None = None  # the result's unit when the query decides it (a percentage change); None: from columns
     by_rule: bool = False  # the SQL was written by app/period_change.py or app/period_peak.py, not by the model
     written: str = ""  # the query before its text matches were relaxed: its literals as the model wrote them
+    # The rules that corrected the model's query (app/row_order.py, app/sql_intent.py), named for the source card
+    # and the evaluation's reports: "written by the model" alone would not say who chose the rows.
+    rewrites: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -225,7 +229,7 @@ class Computation:
         result = self.result
         return {
             "sql": self.sql, "error": self.error, "attempts": self.attempts,
-            "written_by": "rule" if self.by_rule else "model",
+            "written_by": "rule" if self.by_rule else "model", "rewrites": list(self.rewrites),
             "columns": list(result.columns) if result else [],
             "rows": [[show_value(v) for v in row] for row in (result.rows[:50] if result else [])],
             "truncated": bool(result and (result.truncated or len(result.rows) > 50)),
@@ -627,6 +631,7 @@ class TableAnswerer:
         if not result.rows or is_total_row_answer(computation.question, result.rows):
             return False
         computation.result, computation.sql = result, result.sql
+        computation.rewrites.append("total rows left out")
         return computation.ok
 
     def _total_rows(self, info: TableInfo) -> list[int]:
@@ -750,9 +755,15 @@ class TableAnswerer:
                                             max_tokens=self.max_sql_tokens, stop=[";", "\n\n\n"],
                                             shared=shared)
             sql = extract_sql(reply)
-            sql = row_order_sql(question, sql) or sql
-            sql = actual_not_planned(question, sql, tables) or sql
-            sql = label_named(question, sql, labels) or sql
+            computation.rewrites = []
+            for name, rule in (("row order", lambda q: row_order_sql(question, q)),
+                               ("actual figures", lambda q: actual_not_planned(question, q, tables)),
+                               ("row label named", lambda q: label_named(question, q, labels)),
+                               ("row name selected", lambda q: label_for_which(question, q, tables))):
+                fixed = rule(sql) if sql else None
+                if fixed:
+                    sql = fixed
+                    computation.rewrites.append(name)
             computation.sql = computation.written = sql
             if not sql:
                 error = "the reply held no SELECT query"

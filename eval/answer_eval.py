@@ -72,6 +72,7 @@ class Answer:
     text: str
     citations: list[Hit] = field(default_factory=list)
     abstained: bool = False
+    notice: str = ""  # why the chat abstained or left something out: what a reader of the report needs to judge it
 
 
 class Answerer(Protocol):
@@ -139,7 +140,7 @@ class ChatAnswerer:
 
     def answer(self, question: str, filters: Filter | None = None) -> Answer:
         reply = self.pipeline.answer(question, self.user, filters=filters)
-        return Answer(reply.text, list(reply.citations), bool(reply.abstained))
+        return Answer(reply.text, list(reply.citations), bool(reply.abstained), reply.notice)
 
 
 class AnswerSetupError(RuntimeError):
@@ -197,6 +198,9 @@ class AnswerEval:
                 "answer": reply.text,
                 "abstained": reply.abstained,
                 "abstained_without_gold": without_gold.abstained,
+                "notice": reply.notice,
+                "answer_without_gold": without_gold.text,
+                "notice_without_gold": without_gold.notice,
                 "exact_match": exact_match(reply.text, q.answers) if not reply.abstained else 0.0,
                 "token_f1": token_f1(reply.text, q.answers) if not reply.abstained else 0.0,
                 "seconds": seconds,

@@ -120,7 +120,9 @@ class TableEval:
             chat.table_answerer = chat.table_answerer if mode == "table" else None
             answer = self._answer(chat, question, mode)
             out.update(answer=answer.text, mode=answer.mode, abstained=answer.abstained,
-                       sql=(answer.computation or {}).get("sql", ""), first_token_s=answer.timings.get("first_token_s"),
+                       sql=(answer.computation or {}).get("sql", ""),
+                       rewrites=(answer.computation or {}).get("rewrites", []),
+                       first_token_s=answer.timings.get("first_token_s"),
                        correct=wtq_contains(answer.text, self._values(question, row)) and not answer.abstained)
             if self.dataset.name.startswith("tatqa"):
                 short = answer.text if not answer.abstained else ""
@@ -176,7 +178,8 @@ class TableEval:
             percent = "%" if computation.ok and computation.result_unit() == "%" else ""
             predicted = [f"{v}{percent}" for r in computation.result.rows for v in r[:1] if v is not None]
         values = self._values(question, row)
-        return {"sql": computation.sql, "error": computation.error, "attempts": computation.attempts,
+        return {"sql": computation.sql, "rewrites": computation.rewrites, "error": computation.error,
+                "attempts": computation.attempts,
                 "predicted": predicted[:20], "correct": bool(predicted) and wtq_denotation(values, predicted),
                 "first_token_s": computation.timings.get("sql_s")}
 

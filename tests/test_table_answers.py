@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -338,6 +339,10 @@ def test_rows_placed_by_position_and_text_written_otherwise_are_found(settings: 
                     "What name is above Lumber Exchange?") == [('"Our Way"',)]
         assert rows("SELECT floors FROM towers ORDER BY floors ASC LIMIT 1", "Which tower is last on the list?") == [
             (32,)]
+        assert rows("SELECT name FROM towers ORDER BY name DESC", "What is the last building listed on the table?") == [
+            ('Foshay Tower\n(a landmark)',)]  # the model ordered the names, not the rows
+        assert rows("SELECT name FROM towers ORDER BY name", "Which building is listed first?") == [
+            ("U.S. Bank Plaza",)]
     # Left alone: a value comparison, a filter on a number, a query that already uses row_id, no word of position.
     for question, sql in (
             ("Which towers were completed after 1985?", "SELECT name FROM towers WHERE completed > '1985-01-01'"),
@@ -346,8 +351,42 @@ def test_rows_placed_by_position_and_text_written_otherwise_are_found(settings: 
              "SELECT floors FROM towers WHERE name = 'Foshay Tower'"),
             ("What comes after Foshay?", "SELECT name FROM towers WHERE row_id = (SELECT row_id FROM towers "
                                          "WHERE name = 'Foshay Tower') + 1"),
-            ("Which tower has the most floors?", "SELECT name FROM towers ORDER BY floors DESC LIMIT 1")):
+            ("Which tower has the most floors?", "SELECT name FROM towers ORDER BY floors DESC LIMIT 1"),
+            ("Who was the top scorer in the table?", "SELECT name FROM towers ORDER BY floors DESC LIMIT 1")):
         assert row_order_sql(question, sql) is None, question
+
+
+def test_a_which_question_answered_with_a_figure_names_its_row(settings: Settings, tmp_path: Path) -> None:
+    from app.sql_intent import label_for_which
+
+    shows = ("Show,Network,Year,Rating\nNight Desk,BBC,2019,8.1\nHarbour Lights,ITV,2020,9.4\n"
+             "Quiet Fields,BBC,2021,7.7\n")
+    with one_table(settings, tmp_path / "tv", "ratings.csv", shows) as (store, info):
+        show, year, rating = info.columns[1].name, info.columns[3].name, info.columns[4].name
+
+        def rows(question: str, sql: str) -> list[tuple]:
+            fixed = label_for_which(question, sql, [info])
+            assert fixed is not None, (question, sql)
+            return store.query(fixed, [info]).rows
+
+        # The model selected the rating the question ranks by; the row's name comes first, the figure beside it.
+        assert rows("Which show had the highest rating?", f"SELECT MAX({rating}) FROM {info.name}") == [
+            ("Harbour Lights", Decimal("9.4"))]
+        lowest = rows("Which show had the lowest rating?", f"SELECT MIN({rating}) FROM {info.name}")
+        assert lowest[0][0] == "Quiet Fields"
+        assert rows("Which year had the best rating?",
+                    f"SELECT {rating} FROM {info.name} ORDER BY {rating} DESC LIMIT 1") == [(2020, Decimal("9.4"))]
+        assert rows("Which network aired the show rated 8.1?",
+                    f"SELECT {rating} FROM {info.name} WHERE {rating} = 8.1")[0][0] == "BBC"
+        # Left alone: a name already selected, a year asked and read, a count, a question that asks for a figure.
+        ranked = f"FROM {info.name} ORDER BY {rating} DESC LIMIT 1"
+        for question, sql in (
+                ("Which show had the highest rating?", f"SELECT {show} {ranked}"),
+                ("Which year had the best rating?", f"SELECT {year} {ranked}"),
+                ("Which network has how many shows?", f"SELECT COUNT(*) FROM {info.name}"),
+                ("What was the highest rating?", f"SELECT MAX({rating}) FROM {info.name}"),
+                ("Which show had the highest rating?", f"SELECT AVG({rating}) FROM {info.name}")):
+            assert label_for_which(question, sql, [info]) is None, (question, sql)
 
 
 def test_the_query_reads_the_actual_figures_and_the_year_asked(settings: Settings, tmp_path: Path) -> None:
