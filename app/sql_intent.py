@@ -54,6 +54,8 @@ TOTAL_ROW = re.compile(r"^\s*(grand |sub-?)?total\b|^\s*all\b", re.IGNORECASE)
 _WHICH = re.compile(r"^\s*(which|who|what (department|team|office|segment|region|quarter|division|unit))\b", re.I)
 # The noun a which-question asks for ("which show", "what team"); "who" asks for a person.
 _ASKED_NOUN = re.compile(r"^\s*(?:which|what)\s+(?:of\s+the\s+)?(\w+)", re.I)
+_PERIOD_NOUNS = {"year", "years", "month", "months", "day", "days", "date", "season", "seasons", "quarter", "week",
+                 "time", "period", "decade", "century"}
 _PERSON_COLUMN = re.compile(r"name|player|person|driver|rider|athlete|candidate|artist|author|winner|member|"
                             r"employee|manager|coach|owner|representative|director|leader|holder", re.I)
 
@@ -141,8 +143,9 @@ def label_named(question: str, sql: str, labels: dict[str, Sequence[str]]) -> st
     asked = _words(question)
 
     def fix(node: exp.Expression) -> exp.Expression | None:
-        if not isinstance(node, (exp.EQ, exp.Like, exp.ILike)):
-            return None
+        if not isinstance(node, (exp.EQ, exp.Like, exp.ILike)) or node.args.get("negate") or isinstance(
+                node.parent, exp.Not):
+            return None  # "NOT ILIKE 'total%'" leaves rows out: naming a row there would turn it into a lookup
         column, literal = _bare(node.left), _bare(node.right)
         if not (isinstance(column, exp.Column) and isinstance(literal, exp.Literal) and literal.is_string):
             return None
@@ -248,6 +251,8 @@ def _label_column(question: str, info: TableInfo) -> str | None:
             if any(word[:5] == stem for word in _words(f"{column.name} {column.label}")):
                 return column.name
     texts = [c for c in columns if c.type == "text"]
+    if noun and noun.group(1).lower() in _PERIOD_NOUNS:
+        return None  # "which year ...?" with no year column: the date the query selected is the answer's period
     if re.match(r"^\s*who\b", question, re.I):
         for column in texts:
             if _PERSON_COLUMN.search(f"{column.name} {column.label}"):

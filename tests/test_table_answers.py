@@ -385,7 +385,8 @@ def test_a_which_question_answered_with_a_figure_names_its_row(settings: Setting
                 ("Which year had the best rating?", f"SELECT {year} {ranked}"),
                 ("Which network has how many shows?", f"SELECT COUNT(*) FROM {info.name}"),
                 ("What was the highest rating?", f"SELECT MAX({rating}) FROM {info.name}"),
-                ("Which show had the highest rating?", f"SELECT AVG({rating}) FROM {info.name}")):
+                ("Which show had the highest rating?", f"SELECT AVG({rating}) FROM {info.name}"),
+                ("Which season had the highest rating?", f"SELECT {year} {ranked}")):  # a period: the year answers
             assert label_for_which(question, sql, [info]) is None, (question, sql)
 
 
@@ -491,6 +492,9 @@ def test_the_period_a_row_peaks_in_and_the_row_the_question_names(settings: Sett
         # Left alone: the model's row is in the question's words, or no row is named word for word.
         assert label_named("What were operating expenses - staff costs in FY 2026?", wrong, qa._labels([info])) is None
         assert label_named("What was the FY 2026 profit?", wrong, qa._labels([info])) is None
+        # A negated pattern leaves rows out ("NOT ILIKE 'total%'"); naming a row there would make it a lookup.
+        leave_out = f"SELECT {label} FROM {info.name} WHERE {label} NOT ILIKE 'total%' ORDER BY fy_2026 DESC LIMIT 1"
+        assert label_named("What is the budgeted operating profit for FY 2026?", leave_out, qa._labels([info])) is None
 
 
 def test_a_reports_table_is_read_when_its_prose_ranked_first(llm_chat: ChatPipeline) -> None:
