@@ -20,6 +20,7 @@ column, or the wrong way).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import sqlglot
 from sqlglot import exp
@@ -100,6 +101,49 @@ def neighbour_sql(question: str, sql: str) -> str | None:
     table = source.this.copy()
     condition = where.this.transform(_as_equality)
     first = exp.select(exp.Min(this=exp.column("row_id"))).from_(table).where(condition)
+    target = exp.Add if step > 0 else exp.Sub
+    shifted = tree.copy()
+    for part in ("order", "limit", "offset", "distinct"):
+        shifted.set(part, None)
+    shifted.set("where", exp.Where(this=exp.EQ(
+        this=exp.column("row_id"),
+        expression=target(this=exp.Subquery(this=first), expression=exp.Literal.number(1)))))
+    return shifted.sql(dialect="duckdb")
+
+
+def neighbour_of_named(question: str, sql: str, labels: dict[str, Sequence[str]]) -> str | None:
+    """The row after (or before) the one the question names right after its word of position, for a model's query
+    that `neighbour_sql` cannot move: it copied a ranking example instead ("... WHERE county NOT ILIKE 'total%'
+    ORDER BY obama DESC LIMIT 1" for "what county is just before del norte on the list?"). `labels` holds each text
+    column's cells (small tables); the longest cell the question names within four words after the cue is the
+    anchor, and only when no other cell of that length is. The model's selected columns are kept.
+
+    >>> print(neighbour_of_named("What county is just before Del Norte on the list?",
+    ...       "SELECT county FROM votes WHERE county NOT ILIKE 'total%' ORDER BY obama DESC LIMIT 1",
+    ...       {"county": ["Alameda", "Contra Costa", "Del Norte"]}))
+    SELECT county FROM votes WHERE row_id = (SELECT MIN(row_id) FROM votes WHERE county = 'Del Norte') - 1
+    """
+    step = _step(question)
+    tree = _plain_select(sql) if step is not None else None
+    if tree is None or any(not isinstance(e.unalias(), exp.Column) for e in tree.expressions):
+        return None
+    asked = re.findall(r"[^\W_]+", question.lower())
+    cues = [i for i, word in enumerate(asked) if (_NEXT if step > 0 else _PREVIOUS).fullmatch(word)]
+    found: dict[tuple[str, str], int] = {}
+    for column, values in labels.items():
+        for value in set(values):
+            words = re.findall(r"[^\W_]+", value.lower())
+            n = len(words)
+            if n and any(asked[j:j + n] == words for i in cues for j in range(i + 1, i + 1 + _CUE_WINDOW)):
+                found[(column, value)] = n
+    longest = max(found.values(), default=0)
+    best = [key for key, n in found.items() if n == longest]
+    if len(best) != 1:
+        return None
+    column, value = best[0]
+    source = tree.args.get("from_", tree.args.get("from")).this
+    first = exp.select(exp.Min(this=exp.column("row_id"))).from_(source.copy()).where(
+        exp.EQ(this=exp.column(column), expression=exp.Literal.string(value)))
     target = exp.Add if step > 0 else exp.Sub
     shifted = tree.copy()
     for part in ("order", "limit", "offset", "distinct"):

@@ -37,7 +37,7 @@ from app.evidence import Source, content_words, word_stems
 from app.period_change import PeriodQuestion, best_row, period_sql, year_column
 from app.period_peak import PeakQuestion, peak_sql
 from app.prompt import SYSTEM_PROMPT, sql_examples, sql_messages, sql_prompt_starts
-from app.row_order import bare_operand, row_order_sql
+from app.row_order import bare_operand, neighbour_of_named, row_order_sql
 from app.sql_intent import (
     TOTAL_ROW,
     actual_not_planned,
@@ -756,7 +756,8 @@ class TableAnswerer:
                                             shared=shared)
             sql = extract_sql(reply)
             computation.rewrites = []
-            for name, rule in (("row order", lambda q: row_order_sql(question, q)),
+            for name, rule in (("row order", lambda q: row_order_sql(question, q)
+                                or neighbour_of_named(question, q, labels)),
                                ("actual figures", lambda q: actual_not_planned(question, q, tables)),
                                ("row label named", lambda q: label_named(question, q, labels)),
                                ("row name selected", lambda q: label_for_which(question, q, tables))):

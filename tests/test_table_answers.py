@@ -343,6 +343,16 @@ def test_rows_placed_by_position_and_text_written_otherwise_are_found(settings: 
             ('Foshay Tower\n(a landmark)',)]  # the model ordered the names, not the rows
         assert rows("SELECT name FROM towers ORDER BY name", "Which building is listed first?") == [
             ("U.S. Bank Plaza",)]
+        # The model copied a ranking example and found no row: the cell the question names after "after" is the anchor.
+        from app.row_order import neighbour_of_named
+
+        names = {"name": [str(r.texts["name"]) for r in store.rows(info, limit=info.row_count)]}
+        copied = "SELECT name FROM towers WHERE name NOT ILIKE 'total%' ORDER BY floors DESC LIMIT 1"
+        moved = neighbour_of_named("Which building comes just after Lumber Exchange?", copied, names)
+        assert moved is not None and rows(moved) == [("Foshay Tower\n(a landmark)",)]
+        assert neighbour_of_named("Which building is taller than Lumber Exchange?", copied, names) is None
+        assert neighbour_of_named("After Lumber Exchange was sold, how many floors did it have?",  # not a row
+                                  "SELECT count(*) FROM towers", names) is None
     # Left alone: a value comparison, a filter on a number, a query that already uses row_id, no word of position.
     for question, sql in (
             ("Which towers were completed after 1985?", "SELECT name FROM towers WHERE completed > '1985-01-01'"),
