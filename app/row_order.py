@@ -94,13 +94,16 @@ def neighbour_sql(question: str, sql: str) -> str | None:
     where = tree.args.get("where") if tree is not None else None
     if tree is None or where is None:
         return None
-    source = tree.args.get("from_", tree.args.get("from"))
     anchors = _anchor_texts(where.this)
     if not anchors or not _named_after_cue(question, anchors, step):
         return None
-    table = source.this.copy()
-    condition = where.this.transform(_as_equality)
-    first = exp.select(exp.Min(this=exp.column("row_id"))).from_(table).where(condition)
+    return _moved(tree, where.this.transform(_as_equality), step)
+
+
+def _moved(tree: exp.Select, anchor: exp.Expression, step: int) -> str:
+    """`tree`'s columns read from the row `step` rows from the first row `anchor` finds, in row order."""
+    source = tree.args.get("from_", tree.args.get("from")).this
+    first = exp.select(exp.Min(this=exp.column("row_id"))).from_(source.copy()).where(anchor)
     target = exp.Add if step > 0 else exp.Sub
     shifted = tree.copy()
     for part in ("order", "limit", "offset", "distinct"):
@@ -141,17 +144,7 @@ def neighbour_of_named(question: str, sql: str, labels: dict[str, Sequence[str]]
     if len(best) != 1:
         return None
     column, value = best[0]
-    source = tree.args.get("from_", tree.args.get("from")).this
-    first = exp.select(exp.Min(this=exp.column("row_id"))).from_(source.copy()).where(
-        exp.EQ(this=exp.column(column), expression=exp.Literal.string(value)))
-    target = exp.Add if step > 0 else exp.Sub
-    shifted = tree.copy()
-    for part in ("order", "limit", "offset", "distinct"):
-        shifted.set(part, None)
-    shifted.set("where", exp.Where(this=exp.EQ(
-        this=exp.column("row_id"),
-        expression=target(this=exp.Subquery(this=first), expression=exp.Literal.number(1)))))
-    return shifted.sql(dialect="duckdb")
+    return _moved(tree, exp.EQ(this=exp.column(column), expression=exp.Literal.string(value)), step)
 
 
 def _step(question: str) -> int | None:
