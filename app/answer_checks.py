@@ -254,7 +254,8 @@ def malformed_markers(text: str, valid: Iterable[int]) -> list[str]:
     for line in text.split("\n"):
         if line.strip() and not re.search(r"\w", _MARKER.sub("", line)):
             problems.append(f"alone on a line: {line.strip()}")
-        elif (re.match(rf"^\s*\d{{1,3}}\s*{_M}", line, re.IGNORECASE)
+        # "1 [1]. Go to ..." is a list number the marker stuck to; "22 [1]." alone is a figure answered and cited.
+        elif (re.match(rf"^\s*\d{{1,3}}\s*{_M}[.,;:]?\s*\w", line, re.IGNORECASE)
               or re.match(rf"^\s*(?:\d{{1,3}}[.)]|[-*•])\s*{_M}", line, re.IGNORECASE)):
             problems.append(f"stuck to a list number: {line.strip()[:30]}")
         # A marker written after the full stop ("band B2. [2]") belongs to the sentence before it: counted there for

@@ -4,6 +4,7 @@ employee, for figures only HR may see."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -18,9 +19,10 @@ from app.answer_checks import (
     without_unsupported,
 )
 from app.prompt import cited_numbers
+from erag.settings import Settings
 from erag.users import User
 
-from .conftest import DATA, make_settings
+from .conftest import DATA, REPO, make_settings
 
 EMPLOYEE = User(username="erin", name="Erin", groups=("all",))
 DIRECTORY = "name,department,office,title\nMargaret Okafor,Leadership,Leeds,Managing Director\n" \
@@ -196,6 +198,34 @@ def test_malformed_markers_are_found() -> None:
     assert malformed_markers("ARR reached £17.2m [2]. [2]", [1, 2]) == ["after the full stop: [2]", "cited twice: [2]"]
     assert malformed_markers("There are 2 in band B2. [2]", [2]) == ["after the full stop: [2]"]
     assert malformed_markers("Six weeks [2]. Paid [2].", [2]) == []
+    assert malformed_markers("22 [1]", [1]) == [] and malformed_markers("22 [1].", [1]) == []  # a figure, cited
+
+
+# The answer benchmarks' stored answers (erag eval --answers, eval/company_eval.py, eval/table_eval.py): what the
+# reports in docs/eval say the chat answered, re-read with the same check the benchmark counts.
+BENCHMARK_ANSWERS = ("docugami_sec10q-answers/results.json", "tatqa_dev-answers/results.json",
+                     "sample_company-answers/answers.json", "tables/wtq_dev-table-2026-11-30-evening.json")
+
+
+def _stored_answers(path: Path) -> list[tuple[str, int]]:
+    """(answer text, number of sources it could cite) of one stored report."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(data, list):  # the sample company: each answer with its own sources
+        return [(row["text"], len(row.get("sources") or [])) for row in data if not row.get("abstained")]
+    answers = data["answers"]
+    rows = answers["per_question"] if "per_question" in answers else [r for mode in answers.values() for r in mode]
+    top_k = Settings().chat_top_k  # the chat's sources per question, the table result numbered as its table
+    return [(row["answer"], top_k) for row in rows if row.get("answer") and not row.get("abstained")]
+
+
+def test_no_stored_benchmark_answer_has_a_malformed_marker() -> None:
+    problems, read = [], 0
+    for name in BENCHMARK_ANSWERS:
+        for text, sources in _stored_answers(REPO / "docs" / "eval" / name):
+            read += 1
+            if found := malformed_markers(text, range(1, sources + 1)):
+                problems.append((name, text[:80], found))
+    assert read > 100 and problems == []
 
 
 # --- the chat ---------------------------------------------------------------------------------------------------
