@@ -227,8 +227,8 @@ def label_for_which(question: str, sql: str, tables: Sequence[TableInfo]) -> str
             node = node.this
         if not isinstance(node, exp.Column) or kinds.get(node.name.lower()) not in ("integer", "number"):
             return None  # a name already, an expression or another aggregate: left as written
-        if label is not None and node.name.lower() == label.lower() and extreme is None:
-            return None  # "which year ...?" answered with the year column
+        if label is not None and node.name.lower() == label.lower():
+            return None  # "which year ...?" answered from the year column: what it asks for is selected
     if label is None:
         return None
     named = tree.copy()
