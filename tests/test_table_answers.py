@@ -456,6 +456,7 @@ def test_a_ranking_over_a_report_leaves_its_total_row_out(llm_chat: ChatPipeline
     answer = llm_chat.answer("Which department had the highest operating expenses in Q3 2026?", EMPLOYEE)
     assert answer.mode == "table" and "Consulting" in answer.text, (answer.text, answer.notice)
     assert "NOT row_id IN" in answer.computation["sql"]
+    assert "total rows left out" in answer.computation["rewrites"]  # the source card says a rule changed the query
 
 
 def test_pay_is_read_from_a_column_that_names_pay(settings: Settings, tmp_path: Path) -> None:
