@@ -204,7 +204,7 @@ def test_malformed_markers_are_found() -> None:
 # The answer benchmarks' stored answers (erag eval --answers, eval/company_eval.py, eval/table_eval.py): what the
 # reports in docs/eval say the chat answered, re-read with the same check the benchmark counts.
 BENCHMARK_ANSWERS = ("docugami_sec10q-answers/results.json", "tatqa_dev-answers/results.json",
-                     "sample_company-answers/answers.json", "tables/wtq_dev-table-2026-11-30-evening.json")
+                     "sample_company-answers/answers.json", "tables/wtq_dev-table-2026-11-30-late.json")
 
 
 def _stored_answers(path: Path) -> list[tuple[str, int]]:
