@@ -59,7 +59,7 @@ def list_end_sql(question: str, sql: str) -> str | None:
     True
     """
     match = _LIST_END.search(question)
-    tree = _plain_select(sql)
+    tree = plain_select(sql)
     if match is None or tree is None:
         return None
     last = re.search(r"\b(last|bottom|end)", match.group(0), re.I) is not None
@@ -70,15 +70,17 @@ def list_end_sql(question: str, sql: str) -> str | None:
     return None if moved.sql(dialect="duckdb") == tree.sql(dialect="duckdb") else moved.sql(dialect="duckdb")
 
 
-def _plain_select(sql: str) -> exp.Select | None:
-    """The parsed query when it is one SELECT over one table with no join, grouping, CTE or aggregate."""
+def plain_select(sql: str, aggregates: bool = False) -> exp.Select | None:
+    """The parsed query when it is one SELECT over one table with no join, grouping or CTE, and no aggregate unless
+    `aggregates` allows them."""
     try:
         tree = sqlglot.parse_one(sql, dialect="duckdb")
     except sqlglot.errors.SqlglotError:
         return None
     if not isinstance(tree, exp.Select) or tree.args.get("joins") or tree.args.get("group"):
         return None
-    if tree.args.get("with_", tree.args.get("with")) or any(e.find(exp.AggFunc) for e in tree.expressions):
+    if tree.args.get("with_", tree.args.get("with")) or (
+            not aggregates and any(e.find(exp.AggFunc) for e in tree.expressions)):
         return None
     source = tree.args.get("from_", tree.args.get("from"))
     return tree if source is not None and isinstance(source.this, exp.Table) else None
@@ -90,7 +92,7 @@ def neighbour_sql(question: str, sql: str) -> str | None:
     step = _step(question)
     if step is None:
         return None
-    tree = _plain_select(sql)
+    tree = plain_select(sql)
     where = tree.args.get("where") if tree is not None else None
     if tree is None or where is None:
         return None
@@ -127,7 +129,7 @@ def neighbour_of_named(question: str, sql: str, labels: dict[str, Sequence[str]]
     SELECT county FROM votes WHERE row_id = (SELECT MIN(row_id) FROM votes WHERE county = 'Del Norte') - 1
     """
     step = _step(question)
-    tree = _plain_select(sql) if step is not None else None
+    tree = plain_select(sql) if step is not None else None
     if tree is None or any(not isinstance(e.unalias(), exp.Column) for e in tree.expressions):
         return None
     asked = re.findall(r"[^\W_]+", question.lower())

@@ -42,7 +42,7 @@ import sqlglot
 from sqlglot import exp
 
 from app.evidence import years_named
-from app.row_order import bare_operand
+from app.row_order import bare_operand, plain_select
 from erag.table_types import ROW_ID
 from index.tables import TableInfo
 
@@ -207,14 +207,11 @@ def label_for_which(question: str, sql: str, tables: Sequence[TableInfo]) -> str
     """
     if not _WHICH.search(question) or re.search(r"\bhow (many|much)\b", question, re.I):
         return None
-    try:
-        tree = sqlglot.parse_one(sql, dialect="duckdb")
-    except sqlglot.errors.SqlglotError:
+    tree = plain_select(sql, aggregates=True)
+    if tree is None:
         return None
-    source = tree.args.get("from_", tree.args.get("from")) if isinstance(tree, exp.Select) else None
-    if source is None or not isinstance(source.this, exp.Table) or tree.args.get("joins") or tree.args.get("group"):
-        return None
-    info = next((t for t in tables if t.name.lower() == source.this.name.lower()), None)
+    source = tree.args.get("from_", tree.args.get("from")).this
+    info = next((t for t in tables if t.name.lower() == source.name.lower()), None)
     if info is None:
         return None
     kinds = {c.name.lower(): c.type for c in info.columns}
