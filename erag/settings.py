@@ -17,6 +17,12 @@ from erag.access import require_groups
 SearchMode = Literal["float32", "binary", "binary_rescore", "binary_f8"]
 Fusion = Literal["rrf", "dbsf"]
 FusionPolicy = Literal["fixed", "bm25_gap"]
+# The dense first-hit cosine above which the BM25 gap no longer leads the fusion, per embedder (its cosine scale).
+# nomic-embed-text-v1.5 reads as well as BM25 where mpnet did not: with the gap alone, BM25 led scifact queries
+# dense had right (hybrid 0.723 against 0.736 at 1:1). Chosen with `eval/fusion_sweep.py` on seeded dev halves of
+# tatqa_dev and scifact and reported on the other halves (docs/eval/fusion/nomic/report.md). mpnet keeps the gap
+# alone: the rule it was chosen with, on three sets.
+DENSE_SURE: dict[str, float] = {"nomic-embed-text-v1.5": 0.761, "nomic-ai/nomic-embed-text-v1.5": 0.761}
 Precision = Literal["float32", "int8"]
 
 
@@ -117,6 +123,12 @@ class Settings(BaseSettings):
     bm25_gap_threshold: float = Field(0.325, ge=0, le=1)
     bm25_led_weights: tuple[float, float] = Field(
         (0.0372, 1.0), description="Dense and BM25 weights when the BM25 gap fires: BM25's order, dense breaks ties."
+    )
+    bm25_gap_dense_below: float | None = Field(
+        None, ge=-1, le=1,
+        description="Under bm25_gap, BM25 leads only while the dense first hit's cosine is below this (dense unsure); "
+        "empty: whatever dense found. A cosine is on its embedder's scale, so the default follows the embedder "
+        "(DENSE_SURE): empty for all-mpnet-base-v2, 0.761 for nomic-embed-text-v1.5 (docs/eval/fusion/nomic/).",
     )
     dense_candidates: int = Field(50, ge=1)
     sparse_candidates: int = Field(50, ge=1)
@@ -324,6 +336,12 @@ class Settings(BaseSettings):
     def _groups_are_valid(cls, value: list[str]) -> list[str]:
         # Fail closed at start-up: an empty or blank group list must never become "readable by everyone".
         return list(require_groups(value))  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _dense_sure_follows_the_embedder(self) -> Settings:
+        if "bm25_gap_dense_below" not in self.model_fields_set:
+            self.bm25_gap_dense_below = DENSE_SURE.get(self.embedder.lower())
+        return self
 
     @model_validator(mode="after")
     def _check_chunk_bounds(self) -> Settings:

@@ -168,19 +168,22 @@ class HybridSearcher:
         bm25_hits = ranked(self.store.query(HybridQuery(sparse=sparse, limit=sparse.limit, filter=flt)))
         for hit in bm25_hits:
             hit.scores["bm25"] = hit.score
-        weights = fusion_weights(self.settings, [h.score for h in bm25_hits])
+        weights = fusion_weights(self.settings, [h.score for h in bm25_hits],
+                                 dense_hits[0].score if dense_hits else None)
         fused = reciprocal_rank_fusion([dense_hits, bm25_hits], self.settings.rrf_k, weights)[:top_k]
         for hit in fused:
             hit.scores["fused"] = hit.score
         return fused
 
 
-def fusion_weights(settings: Settings, bm25_scores: list[float]) -> tuple[float, float]:
+def fusion_weights(settings: Settings, bm25_scores: list[float], dense_top: float | None = None) -> tuple[float, float]:
     """Dense and BM25 weights for one query. Under the `bm25_gap` policy, a BM25 list whose first score stands
     clear of its tenth ((s1 - s10) / s1 above the threshold; a missing tenth counts 0) is trusted: BM25's first hit
     is then gold for 71-78% of such queries against 58-70% for the 1:1 fusion's (tatqa, scifact, wtq), and 1:1 RRF
     lets chunks both lists rank in the middle overtake it. Flat BM25 scores (long filings sharing their words)
-    keep 1:1. Chosen on seeded dev halves, scored on the other halves: docs/eval/fusion/report.md.
+    keep 1:1. Chosen on seeded dev halves, scored on the other halves: docs/eval/fusion/report.md. With an
+    embedder whose first hit is as often right (`bm25_gap_dense_below`), a sure dense first hit (`dense_top`, its
+    cosine) keeps 1:1 too.
 
     >>> s = Settings()  # fusion_policy="bm25_gap", the default
     >>> fusion_weights(s, [12.0, 11.5, 11.0, 10.9, 10.8, 10.7, 10.6, 10.5, 10.4, 10.3])  # flat: 1:1
@@ -192,6 +195,8 @@ def fusion_weights(settings: Settings, bm25_scores: list[float]) -> tuple[float,
         return settings.rrf_weights
     top = bm25_scores[0] if bm25_scores else 0.0
     tenth = bm25_scores[9] if len(bm25_scores) >= 10 else 0.0
-    if top > 0 and (top - tenth) / top > settings.bm25_gap_threshold:
+    dense_sure = settings.bm25_gap_dense_below is not None and dense_top is not None \
+        and dense_top >= settings.bm25_gap_dense_below
+    if top > 0 and (top - tenth) / top > settings.bm25_gap_threshold and not dense_sure:
         return settings.bm25_led_weights
     return (1.0, 1.0)

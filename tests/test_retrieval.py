@@ -253,6 +253,15 @@ def test_bm25_gap_policy_trusts_bm25_only_when_its_first_hit_stands_clear() -> N
     assert fusion_weights(adaptive, []) == (1.0, 1.0)  # BM25 found nothing: nothing to trust
     fixed = Settings(rrf_weights=(0.5, 1.0), fusion_policy="fixed")
     assert fusion_weights(fixed, steep) == fusion_weights(fixed, flat) == (0.5, 1.0)
+    # mpnet's first hits are not sure enough to overrule the gap; nomic's are above a cosine chosen on dev data.
+    assert adaptive.bm25_gap_dense_below is None
+    assert fusion_weights(adaptive, steep, dense_top=0.99) == adaptive.bm25_led_weights
+    nomic = Settings(embedder="nomic-embed-text-v1.5")
+    assert nomic.bm25_gap_dense_below == 0.761
+    assert fusion_weights(nomic, steep, dense_top=0.80) == (1.0, 1.0)  # dense is sure of its first hit
+    assert fusion_weights(nomic, steep, dense_top=0.70) == nomic.bm25_led_weights
+    assert fusion_weights(nomic, steep) == nomic.bm25_led_weights  # no dense list (BM25 only): the gap decides
+    assert Settings(embedder="nomic-embed-text-v1.5", bm25_gap_dense_below=None).bm25_gap_dense_below is None
 
 
 def test_reranker_loads_offline_and_reorders_by_its_scores(company: Settings, retriever: Retriever) -> None:
