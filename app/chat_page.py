@@ -16,6 +16,7 @@ import streamlit as st
 from app.chat import ChatInputError, ChatPipeline, source_record
 from app.identity import current_user
 from app.memory import PastTurn
+from app.table_qa import RULE_CHANGE
 from erag.settings import Settings
 from index.filters import Filter, Match
 
@@ -67,8 +68,9 @@ def show_computation(computation: dict[str, Any]) -> None:
     """How a table answer was computed: the SQL that ran over the real table, its result, the rows behind it."""
     st.markdown("**How this was computed**")
     tables = ", ".join(t.get("file_name") or t.get("name", "") for t in computation.get("tables", []))
-    who = ("written by a fixed rule: one row compared between two years" if computation.get("written_by") == "rule"
-           else "written by the language model")
+    rule = computation.get("rule") or RULE_CHANGE
+    by_rule = computation.get("written_by") == "rule"
+    who = f"written by a fixed rule: {rule}" if by_rule else "written by the language model"
     if computation.get("rewrites"):
         who += ", then corrected by rules: " + ", ".join(computation["rewrites"])
     st.caption(f"One read-only SQL query over {tables} ({who}), run in a sandbox that holds only tables you may "

@@ -78,6 +78,9 @@ _FENCE = re.compile(r"```(?:sql)?", re.IGNORECASE)
 _CITATION = re.compile(rf"\s*{CITATION.pattern}\s*$", re.MULTILINE)
 MAX_RESULT_VALUES = 20
 TABLE_KINDS = ("table", SUMMARY_KIND)
+# The two fixed rules in the words the source card and `erag ask` show (a stored turn without one was a change).
+RULE_CHANGE = "one row compared between periods"
+RULE_PEAK = "the period one row peaks in"
 _ENTITY_QUESTION = re.compile(r"^\s*(who|which|where|when|whose|name)\b", re.IGNORECASE)
 # A column of years ("year", "start_year"), not of money per year ("fy_2026", "year_2026")
 _YEAR_COLUMN = re.compile(r"^(\w*_)?(year|yr|season)s?$", re.IGNORECASE)
@@ -102,6 +105,7 @@ class Computation:
     timings: dict[str, float] = field(default_factory=dict)
     unit: str | None = None  # the result's unit when the query decides it (a percentage change); None: from columns
     by_rule: bool = False  # the SQL was written by app/period_change.py or app/period_peak.py, not by the model
+    rule: str = ""  # that rule in words, for the source card ("the period one row peaks in")
     written: str = ""  # the query before its text matches were relaxed: its literals as the model wrote them
     # The rules that corrected the model's query (app/row_order.py, app/sql_intent.py), named for the source card
     # and the evaluation's reports: "written by the model" alone would not say who chose the rows.
@@ -229,7 +233,7 @@ class Computation:
         result = self.result
         return {
             "sql": self.sql, "error": self.error, "attempts": self.attempts,
-            "written_by": "rule" if self.by_rule else "model", "rewrites": list(self.rewrites),
+            "written_by": "rule" if self.by_rule else "model", "rule": self.rule, "rewrites": list(self.rewrites),
             "columns": list(result.columns) if result else [],
             "rows": [[show_value(v) for v in row] for row in (result.rows[:50] if result else [])],
             "truncated": bool(result and (result.truncated or len(result.rows) > 50)),
@@ -862,7 +866,8 @@ class TableAnswerer:
         except (QueryError, StaleTableError):
             return None
         computation = Computation(question, result.sql, result, [info], source, attempts=0, by_rule=True,
-                                  unit="%" if change is not None and change.op == "percent" else None)
+                                  unit="%" if change is not None and change.op == "percent" else None,
+                                  rule=RULE_CHANGE if change is not None else RULE_PEAK)
         if not computation.ok:
             return None
         computation.rows = self.tables.rows(info, limit=1, row_ids=[row_id])

@@ -108,8 +108,11 @@ def search(
 
 def _show_computation(computation: dict) -> None:
     """`erag ask`'s account of a table answer: the SQL that ran and the rows it returned."""
+    from app.table_qa import RULE_CHANGE
+
     tables = ", ".join(t.get("file_name") or t.get("name", "") for t in computation.get("tables", []))
-    by = " (SQL by rule: one row compared between two years)" if computation.get("written_by") == "rule" else ""
+    rule = computation.get("rule") or RULE_CHANGE
+    by = f" (SQL by rule: {rule})" if computation.get("written_by") == "rule" else ""
     echo(f"computed over {tables}{by} with:", dim=True)
     echo(f"    {computation.get('sql', '')}")
     columns, rows = computation.get("columns") or [], computation.get("rows") or []
