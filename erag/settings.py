@@ -17,12 +17,16 @@ from erag.access import require_groups
 SearchMode = Literal["float32", "binary", "binary_rescore", "binary_f8"]
 Fusion = Literal["rrf", "dbsf"]
 FusionPolicy = Literal["fixed", "bm25_gap"]
-# The dense first-hit cosine above which the BM25 gap no longer leads the fusion, per embedder (its cosine scale).
-# nomic-embed-text-v1.5 reads as well as BM25 where mpnet did not: with the gap alone, BM25 led scifact queries
-# dense had right (hybrid 0.723 against 0.736 at 1:1). Chosen with `eval/fusion_sweep.py` on seeded dev halves of
-# tatqa_dev and scifact and reported on the other halves (docs/eval/fusion/nomic/report.md). mpnet keeps the gap
-# alone: the rule it was chosen with, on three sets.
-DENSE_SURE: dict[str, float] = {"nomic-embed-text-v1.5": 0.761, "nomic-ai/nomic-embed-text-v1.5": 0.761}
+# Fusion defaults that follow the embedder, for the settings not given explicitly. nomic-embed-text-v1.5 reads as
+# well as BM25 where mpnet did not: with the BM25 gap alone, BM25 led scifact queries dense had right (hybrid 0.723
+# against 0.736 at 1:1), so the gap leads only while the dense first hit's cosine (its own scale) is below 0.761;
+# and its sharper dense ranking gains from a smaller RRF k (10). Both chosen with `eval/fusion_sweep.py` on seeded
+# dev halves of tatqa_dev and scifact, reported on the other halves (docs/eval/fusion/nomic/report.md). mpnet keeps
+# the rule and k it was chosen with, on three sets.
+_NOMIC_FUSION: dict[str, float | int] = {"bm25_gap_dense_below": 0.761, "rrf_k": 10}
+EMBEDDER_FUSION: dict[str, dict[str, float | int]] = {
+    "nomic-embed-text-v1.5": _NOMIC_FUSION, "nomic-ai/nomic-embed-text-v1.5": _NOMIC_FUSION,
+}
 Precision = Literal["float32", "int8"]
 
 
@@ -128,7 +132,7 @@ class Settings(BaseSettings):
         None, ge=-1, le=1,
         description="Under bm25_gap, BM25 leads only while the dense first hit's cosine is below this (dense unsure); "
         "empty: whatever dense found. A cosine is on its embedder's scale, so the default follows the embedder "
-        "(DENSE_SURE): empty for all-mpnet-base-v2, 0.761 for nomic-embed-text-v1.5 (docs/eval/fusion/nomic/).",
+        "(EMBEDDER_FUSION): empty for all-mpnet-base-v2, 0.761 for nomic-embed-text-v1.5 (docs/eval/fusion/nomic/).",
     )
     dense_candidates: int = Field(50, ge=1)
     sparse_candidates: int = Field(50, ge=1)
@@ -338,9 +342,10 @@ class Settings(BaseSettings):
         return list(require_groups(value))  # type: ignore[arg-type]
 
     @model_validator(mode="after")
-    def _dense_sure_follows_the_embedder(self) -> Settings:
-        if "bm25_gap_dense_below" not in self.model_fields_set:
-            self.bm25_gap_dense_below = DENSE_SURE.get(self.embedder.lower())
+    def _fusion_follows_the_embedder(self) -> Settings:
+        for name, value in EMBEDDER_FUSION.get(self.embedder.lower(), {}).items():
+            if name not in self.model_fields_set:
+                setattr(self, name, value)
         return self
 
     @model_validator(mode="after")

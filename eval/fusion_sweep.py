@@ -571,6 +571,38 @@ def whole_set(runs: SetRuns, x: np.ndarray, choose: Callable[[np.ndarray], np.nd
     return _half_stats(fixed_scores(runs), runs.ndcg[:, BASE], None)
 
 
+def k_table(paths: list[Path], ks: Sequence[int], gap: float, dense_below: float | None,
+            led: tuple[float, float] = (0.0372, 1.0)) -> dict[str, dict[int, dict[str, float]]]:
+    """nDCG@10 on each half of every set, per RRF k, of 1:1 and of the product's BM25-gap rule (`led` weights when
+    `bm25_gap10 > gap` and, if given, the dense first cosine is below `dense_below`), fused by the product's
+    function: the k is then chosen on the dev halves like any policy."""
+    out: dict[str, dict[int, dict[str, float]]] = {}
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        dataset = EvalDataset(Path(data["root"]), data["split"])
+        qrels = dataset.qrels()
+        qids = sorted(q for q in data["queries"] if q in qrels)
+        runs = SetRuns(data["dataset"], data["split"], qids, data["queries"], data["chunks"],
+                       {q: qrels[q] for q in qids}, dataset.gold_unit, 60, data["settings"]["dense_candidates"],
+                       data["settings"]["sparse_candidates"])
+        dev = np.array([int(hashlib.sha256(f"{SPLIT_SEED}:{runs.name}:{q}".encode()).hexdigest(), 16) % 2 == 0
+                        for q in qids])
+        feats = {q: list_features(runs.rows[q]) for q in qids}
+        fires = {q: feats[q]["bm25_gap10"] > gap and (dense_below is None or feats[q]["dense_top"] < dense_below)
+                 for q in qids}
+        choices = {"1:1": dict.fromkeys(qids, (1.0, 1.0)), "rule": {q: led if fires[q] else (1.0, 1.0) for q in qids}}
+        out[runs.name] = {}
+        for k in ks:
+            runs.rrf_k = k
+            row = {}
+            for name, weights in choices.items():
+                values = runs.score({q: runs.fused_product(q, weights[q]) for q in qids})
+                row |= {f"{name} dev": float(values[dev].mean()), f"{name} test": float(values[~dev].mean()),
+                        f"{name} all": float(values.mean())}
+            out[runs.name][k] = row
+    return out
+
+
 def run_sweep(paths: list[Path], out_dir: Path, checks: Sequence[Path] = (), fusion: str = "engine") -> dict[str, Any]:
     """Load the stored runs, choose each family's policy on the dev halves, report all of them on both halves,
     and on every query of the `checks` sets, which take no part in choosing."""
@@ -730,8 +762,23 @@ def main() -> None:
                      help="stored runs of sets to report the chosen policies on without choosing on them")
     swp.add_argument("--fusion", choices=("engine", "product"), default="engine",
                      help="weighted RRF as the engine computes it (default) or as retrieval.searcher's function does")
+    kk = sub.add_parser("k", help="the product's BM25-gap rule and 1:1 across RRF k values, on each half")
+    kk.add_argument("runs", type=Path, nargs="+", help="JSON files `collect` wrote")
+    kk.add_argument("--ks", type=int, nargs="+", default=[1, 3, 5, 7, 10, 14, 20, 40, 60, 100])
+    kk.add_argument("--gap", type=float, default=0.325)
+    kk.add_argument("--dense-below", type=float, default=None)
     args = parser.parse_args()
-    if args.command == "sweep":
+    if args.command == "k":
+        table = k_table(args.runs, args.ks, args.gap, args.dense_below)
+        names = list(table)
+        print("| k | " + " | ".join(f"{n} {c}" for n in names for c in ("1:1 dev", "1:1 test", "rule dev", "rule test",
+                                                                        "rule all")) + " | rule, mean of dev halves |")
+        print("|---" * (2 + 5 * len(names)) + "|")
+        for k in args.ks:
+            cells = [f"{table[n][k][c]:.4f}" for n in names for c in ("1:1 dev", "1:1 test", "rule dev", "rule test",
+                                                                        "rule all")]
+            print(f"| {k} | " + " | ".join(cells) + f" | {np.mean([table[n][k]['rule dev'] for n in names]):.4f} |")
+    elif args.command == "sweep":
         results = run_sweep(args.runs, args.out, args.check, args.fusion)
         print(render(results))
     elif args.command == "collect":
