@@ -262,7 +262,6 @@ def test_bm25_gap_policy_trusts_bm25_only_when_its_first_hit_stands_clear() -> N
     assert fusion_weights(nomic, steep, dense_top=0.70) == nomic.bm25_led_weights
     assert fusion_weights(nomic, steep) == nomic.bm25_led_weights  # no dense list (BM25 only): the gap decides
     assert Settings(embedder="nomic-embed-text-v1.5", bm25_gap_dense_below=None).bm25_gap_dense_below is None
-    assert (nomic.rrf_k, adaptive.rrf_k, Settings(embedder="nomic-embed-text-v1.5", rrf_k=60).rrf_k) == (10, 60, 60)
 
 
 def test_reranker_loads_offline_and_reorders_by_its_scores(company: Settings, retriever: Retriever) -> None:
