@@ -248,8 +248,9 @@ class SetRuns:
         return self.score({q: [self.chunks[c] for c, _ in self.rows[q][name][:DEPTH]] for q in self.qids})
 
 
-def load_set(path: Path, fusion: str = "engine") -> SetRuns:
-    """A stored collection run with its dataset's gold (the corpus is read for the gold unit, not embedded).
+def load_set(path: Path, fusion: str = "engine", weights: Sequence[tuple[float, float]] | None = None) -> SetRuns:
+    """A stored collection run with its dataset's gold (the corpus is read for the gold unit, not embedded), and
+    the nDCG of every pair of `weights` (default WEIGHTS).
     `fusion`: score the weight pairs as the engine fuses them (the product's default path) or as the product's
     in-process `reciprocal_rank_fusion` does (binary_f8; the textbook weighted RRF, w / (k + rank))."""
     data = json.loads(Path(path).read_text())
@@ -261,7 +262,8 @@ def load_set(path: Path, fusion: str = "engine") -> SetRuns:
                    {q: qrels[q] for q in qids}, dataset.gold_unit, s["rrf_k"], s["dense_candidates"],
                    s["sparse_candidates"], embedder=s.get("embedder", "all-mpnet-base-v2"))
     fuse = runs.fused if fusion == "engine" else runs.fused_product
-    runs.ndcg = np.stack([runs.score({q: fuse(q, w) for q in qids}) for w in WEIGHTS], axis=1)
+    scored = [runs.score({q: fuse(q, w) for q in qids}) for w in (WEIGHTS if weights is None else weights)]
+    runs.ndcg = np.stack(scored, axis=1) if scored else None  # no weights: the rankings and halves only
     # Half of the queries by a seeded hash of their id: the same split on every run and machine, independent
     # of the order queries are stored in, and never correlated with what the query asks.
     runs.dev = np.array([int(hashlib.sha256(f"{SPLIT_SEED}:{runs.name}:{q}".encode()).hexdigest(), 16) % 2 == 0
@@ -578,15 +580,9 @@ def k_table(paths: list[Path], ks: Sequence[int], gap: float, dense_below: float
     function: the k is then chosen on the dev halves like any policy."""
     out: dict[str, dict[int, dict[str, float]]] = {}
     for path in paths:
-        data = json.loads(Path(path).read_text())
-        dataset = EvalDataset(Path(data["root"]), data["split"])
-        qrels = dataset.qrels()
-        qids = sorted(q for q in data["queries"] if q in qrels)
-        runs = SetRuns(data["dataset"], data["split"], qids, data["queries"], data["chunks"],
-                       {q: qrels[q] for q in qids}, dataset.gold_unit, 60, data["settings"]["dense_candidates"],
-                       data["settings"]["sparse_candidates"])
-        dev = np.array([int(hashlib.sha256(f"{SPLIT_SEED}:{runs.name}:{q}".encode()).hexdigest(), 16) % 2 == 0
-                        for q in qids])
+        runs = load_set(path, "product", weights=[])
+        qids, dev = runs.qids, runs.dev
+        assert dev is not None
         feats = {q: list_features(runs.rows[q]) for q in qids}
         fires = {q: feats[q]["bm25_gap10"] > gap and (dense_below is None or feats[q]["dense_top"] < dense_below)
                  for q in qids}
@@ -770,13 +766,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "k":
         table = k_table(args.runs, args.ks, args.gap, args.dense_below)
-        names = list(table)
-        print("| k | " + " | ".join(f"{n} {c}" for n in names for c in ("1:1 dev", "1:1 test", "rule dev", "rule test",
-                                                                        "rule all")) + " | rule, mean of dev halves |")
-        print("|---" * (2 + 5 * len(names)) + "|")
+        names, columns = list(table), ("1:1 dev", "1:1 test", "rule dev", "rule test", "rule all")
+        print("| k | " + " | ".join(f"{n} {c}" for n in names for c in columns) + " | rule, mean of dev halves |")
+        print("|---" * (2 + len(columns) * len(names)) + "|")
         for k in args.ks:
-            cells = [f"{table[n][k][c]:.4f}" for n in names for c in ("1:1 dev", "1:1 test", "rule dev", "rule test",
-                                                                        "rule all")]
+            cells = [f"{table[n][k][c]:.4f}" for n in names for c in columns]
             print(f"| {k} | " + " | ".join(cells) + f" | {np.mean([table[n][k]['rule dev'] for n in names]):.4f} |")
     elif args.command == "sweep":
         results = run_sweep(args.runs, args.out, args.check, args.fusion)
