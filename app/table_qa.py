@@ -104,12 +104,17 @@ class Computation:
     error: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     unit: str | None = None  # the result's unit when the query decides it (a percentage change); None: from columns
-    by_rule: bool = False  # the SQL was written by app/period_change.py or app/period_peak.py, not by the model
-    rule: str = ""  # that rule in words, for the source card ("the period one row peaks in")
+    # The fixed rule that wrote the SQL instead of the model (app/period_change.py, app/period_peak.py), in the words
+    # of the source card ("the period one row peaks in"); empty when the model wrote it.
+    rule: str = ""
     written: str = ""  # the query before its text matches were relaxed: its literals as the model wrote them
     # The rules that corrected the model's query (app/row_order.py, app/sql_intent.py), named for the source card
     # and the evaluation's reports: "written by the model" alone would not say who chose the rows.
     rewrites: list[str] = field(default_factory=list)
+
+    @property
+    def by_rule(self) -> bool:
+        return bool(self.rule)
 
     @property
     def ok(self) -> bool:
@@ -865,7 +870,7 @@ class TableAnswerer:
             result = self.tables.query(sql, [info])
         except (QueryError, StaleTableError):
             return None
-        computation = Computation(question, result.sql, result, [info], source, attempts=0, by_rule=True,
+        computation = Computation(question, result.sql, result, [info], source, attempts=0,
                                   unit="%" if change is not None and change.op == "percent" else None,
                                   rule=RULE_CHANGE if change is not None else RULE_PEAK)
         if not computation.ok:
