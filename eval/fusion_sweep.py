@@ -40,7 +40,7 @@ from eval.datasets import EvalDataset
 from eval.indexes import DatasetIndexes
 from eval.metrics import bootstrap_ci, paired_test, per_query, rank_units
 from eval.run import DEPTH, SEED, EvalRun, break_ties
-from retrieval.searcher import clean_query, reciprocal_rank_fusion
+from retrieval.searcher import clean_query, fusion_weights, reciprocal_rank_fusion
 
 CACHE_DIR = Path("/tmp/fusion")
 LIST_DEPTH = 100  # each retriever's ranking as stored: deeper than the product's 50 candidates, for features
@@ -573,20 +573,20 @@ def whole_set(runs: SetRuns, x: np.ndarray, choose: Callable[[np.ndarray], np.nd
     return _half_stats(fixed_scores(runs), runs.ndcg[:, BASE], None)
 
 
-def k_table(paths: list[Path], ks: Sequence[int], gap: float, dense_below: float | None,
-            led: tuple[float, float] = (0.0372, 1.0)) -> dict[str, dict[int, dict[str, float]]]:
-    """nDCG@10 on each half of every set, per RRF k, of 1:1 and of the product's BM25-gap rule (`led` weights when
-    `bm25_gap10 > gap` and, if given, the dense first cosine is below `dense_below`), fused by the product's
+def k_table(paths: list[Path], ks: Sequence[int], settings: Settings) -> dict[str, dict[int, dict[str, float]]]:
+    """nDCG@10 on each half of every set, per RRF k, of 1:1 and of the product's BM25-gap rule as `fusion_weights`
+    applies it under `settings` (its threshold, led weights and dense-sure cosine), fused by the product's
     function: the k is then chosen on the dev halves like any policy."""
     out: dict[str, dict[int, dict[str, float]]] = {}
     for path in paths:
         runs = load_set(path, "product", weights=[])
         qids, dev = runs.qids, runs.dev
         assert dev is not None
-        feats = {q: list_features(runs.rows[q]) for q in qids}
-        fires = {q: feats[q]["bm25_gap10"] > gap and (dense_below is None or feats[q]["dense_top"] < dense_below)
-                 for q in qids}
-        choices = {"1:1": dict.fromkeys(qids, (1.0, 1.0)), "rule": {q: led if fires[q] else (1.0, 1.0) for q in qids}}
+        rule = {}
+        for q in qids:
+            dense, bm25 = runs.rows[q]["dense50"], runs.rows[q]["bm25"]
+            rule[q] = fusion_weights(settings, [score for _, score in bm25], dense[0][1] if dense else None)
+        choices = {"1:1": dict.fromkeys(qids, (1.0, 1.0)), "rule": rule}
         out[runs.name] = {}
         for k in ks:
             runs.rrf_k = k
@@ -761,11 +761,12 @@ def main() -> None:
     kk = sub.add_parser("k", help="the product's BM25-gap rule and 1:1 across RRF k values, on each half")
     kk.add_argument("runs", type=Path, nargs="+", help="JSON files `collect` wrote")
     kk.add_argument("--ks", type=int, nargs="+", default=[1, 3, 5, 7, 10, 14, 20, 40, 60, 100])
-    kk.add_argument("--gap", type=float, default=0.325)
-    kk.add_argument("--dense-below", type=float, default=None)
+    kk.add_argument("--dense-below", type=float, default=None,
+                    help="the rule's dense-sure cosine (ERAG_BM25_GAP_DENSE_BELOW); its other settings as configured")
     args = parser.parse_args()
     if args.command == "k":
-        table = k_table(args.runs, args.ks, args.gap, args.dense_below)
+        table = k_table(args.runs, args.ks,
+                        get_settings().model_copy(update={"bm25_gap_dense_below": args.dense_below}))
         names, columns = list(table), ("1:1 dev", "1:1 test", "rule dev", "rule test", "rule all")
         print("| k | " + " | ".join(f"{n} {c}" for n in names for c in columns) + " | rule, mean of dev halves |")
         print("|---" * (2 + len(columns) * len(names)) + "|")
