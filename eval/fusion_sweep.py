@@ -15,6 +15,8 @@ weights not; `--fusion product` uses that function instead), scores documents as
 of the top 30 fused chunks, ranx nDCG@10), chooses each policy family's best on a seeded half of every set's
 queries and reports it on the other half, with bootstrap intervals and paired randomization tests against 1:1.
 Sets given with `--check` take no part in choosing and are reported whole (a corpus the policy never saw).
+`embedders A.json B.json` fuses one set's rankings collected under two embedders (two dense lists and BM25), to
+see whether a second model's dense list adds what the first and BM25 miss (docs/eval/fusion/two-embedders/).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from erag.schema import Hit
-from erag.settings import Settings, get_settings
+from erag.settings import EMBEDDER_FUSION, Settings, get_settings
 from eval.answer_eval import EVAL_GROUPS
 from eval.datasets import EvalDataset
 from eval.indexes import DatasetIndexes
@@ -70,12 +72,16 @@ class _StoredVector:
     run = run_queries  # the searcher looks `run` up as the fallback even when `run_queries` exists
 
 
-def _rows(hits: list[Hit], chunks: dict[str, str]) -> list[list[Any]]:
+def _rows(hits: list[Hit], chunks: dict[str, str], places: dict[str, list[Any]] | None = None) -> list[list[Any]]:
     """[chunk id, score] rows in the product's order (ties by point id, as `erag eval` reads them); the chunk's
-    document goes to the shared `chunks` table instead of being repeated in every row."""
+    document goes to the shared `chunks` table instead of being repeated in every row, and its (document, chunk
+    index) to `places`: point ids hash the version, which hashes the embedder, so two embedders' collections name
+    the same chunk differently and only its place in the document joins their rankings."""
     rows = []
     for hit in break_ties(hits):
         chunks[hit.id] = hit.doc_id
+        if places is not None:
+            places[hit.id] = [hit.doc_id, hit.payload.get("chunk_index")]
         rows.append([hit.id, round(float(hit.score), 7)])
     return rows
 
@@ -96,6 +102,7 @@ def collect(dataset_dir: Path, split: str | None, out: Path, settings: Settings 
     vectors = _StoredVector(embedder)
     indexes = DatasetIndexes(settings, dataset, runner.cache_root, embedder, progress=True)
     chunks: dict[str, str] = {}
+    places: dict[str, list[Any]] = {}
     rows: dict[str, dict[str, Any]] = {}
     try:
         built = indexes.build("binary")
@@ -133,7 +140,8 @@ def collect(dataset_dir: Path, split: str | None, out: Path, settings: Settings 
                 row.update(dense=[], dense50=[], bm25=[], error=True)
                 rows[qid] = row
                 continue
-            row.update(dense=_rows(dense, chunks), bm25=_rows(bm25, chunks), dense50=_rows(dense50, chunks))
+            row.update(dense=_rows(dense, chunks, places), bm25=_rows(bm25, chunks, places),
+                       dense50=_rows(dense50, chunks, places))
             row["ms"] = {"embed": (t1 - t0) * 1e3, "dense": (t2 - t1) * 1e3, "bm25": (t3 - t2) * 1e3,
                          "dense50": (t4 - t3) * 1e3, "hybrid": (t5 - t4) * 1e3 / len(engines)}
             rows[qid] = row
@@ -147,7 +155,7 @@ def collect(dataset_dir: Path, split: str | None, out: Path, settings: Settings 
                             "search_mode": settings.search_mode, "oversampling": settings.oversampling,
                             "rrf_k": settings.rrf_k, "dense_candidates": settings.dense_candidates,
                             "sparse_candidates": settings.sparse_candidates, "depth": DEPTH},
-               "chunks": chunks, "queries": rows}
+               "chunks": chunks, "places": places, "queries": rows}
     out.write_text(json.dumps(payload))
     return out
 
@@ -599,6 +607,59 @@ def k_table(paths: list[Path], ks: Sequence[int], settings: Settings) -> dict[st
     return out
 
 
+def two_embedders(path_a: Path, path_b: Path, settings: Settings) -> dict[str, dict[str, float]]:
+    """nDCG@10 (all queries and each half) of fusing two embedders' dense lists with BM25, from one set's rankings
+    as `collect` stored them under each embedder (the second's settings give its fusion rule). Chunks are joined by
+    their place in the document: the point ids of two collections differ (the version hashes the embedder)."""
+    a, b = load_set(path_a, "product", weights=[]), load_set(path_b, "product", weights=[])
+    if a.qids != b.qids or a.name != b.name:
+        raise ValueError(f"{path_a} and {path_b} are not the same set's queries")
+    place: dict[str, str] = {}
+    for path in (path_a, path_b):
+        stored = json.loads(Path(path).read_text()).get("places")
+        if not stored:
+            raise ValueError(f"{path} has no chunk places: collect it again")
+        place |= {c: f"{doc}\x00{index}" for c, (doc, index) in stored.items()}
+    docs = {place[c]: d for runs in (a, b) for c, d in runs.chunks.items()}
+    # Each embedder's fusion defaults as the settings validator gives them (model_copy runs no validator).
+    rule_a, rule_b = (settings.model_copy(update={"embedder": e, "bm25_gap_dense_below": None,
+                                                  **EMBEDDER_FUSION.get(e.lower(), {})})
+                      for e in (a.embedder, b.embedder))
+
+    def hits(rows: list[list[Any]]) -> list[Hit]:
+        return [Hit(id=place[c], score=score, payload={"doc_id": docs[place[c]]}) for c, score in rows[:50]]
+
+    def fuse(lists: list[list[Hit]], weights: tuple[float, ...]) -> list[str]:
+        return [h.doc_id for h in break_ties(reciprocal_rank_fusion(lists, a.rrf_k, weights)[:DEPTH])]
+
+    def gap(rule: Settings, dense: list[Hit], bm25: list[Hit]) -> tuple[float, float]:
+        return fusion_weights(rule, [h.score for h in bm25], dense[0].score if dense else None)
+
+    def three(da: list[Hit], db: list[Hit], bm25: list[Hit]) -> list[str]:
+        w_dense, w_bm25 = gap(rule_b, db, bm25)
+        return fuse([da, db, bm25], (w_dense, w_dense, w_bm25))
+
+    policies: dict[str, Callable[[list[Hit], list[Hit], list[Hit]], list[str]]] = {
+        f"{a.embedder}, its rule": lambda da, db, bm: fuse([da, bm], gap(rule_a, da, bm)),
+        f"{b.embedder}, its rule": lambda da, db, bm: fuse([db, bm], gap(rule_b, db, bm)),
+        "both dense 1:1, no BM25": lambda da, db, bm: fuse([da, db], (1.0, 1.0)),
+        "three lists 1:1:1": lambda da, db, bm: fuse([da, db, bm], (1.0, 1.0, 1.0)),
+        f"three lists, {b.embedder}'s rule": three,
+    }
+    out: dict[str, dict[str, float]] = {}
+    dev = a.dev
+    assert dev is not None
+    for name, policy in policies.items():
+        ranked = {}
+        for q in a.qids:
+            ra, rb = a.rows[q], b.rows[q]
+            ranked[q] = [] if ra.get("error") or rb.get("error") else \
+                policy(hits(ra["dense50"]), hits(rb["dense50"]), hits(ra["bm25"]))
+        values = a.score(ranked)
+        out[name] = {"all": float(values.mean()), "dev": float(values[dev].mean()), "test": float(values[~dev].mean())}
+    return out
+
+
 def run_sweep(paths: list[Path], out_dir: Path, checks: Sequence[Path] = (), fusion: str = "engine") -> dict[str, Any]:
     """Load the stored runs, choose each family's policy on the dev halves, report all of them on both halves,
     and on every query of the `checks` sets, which take no part in choosing."""
@@ -763,8 +824,16 @@ def main() -> None:
     kk.add_argument("--ks", type=int, nargs="+", default=[1, 3, 5, 7, 10, 14, 20, 40, 60, 100])
     kk.add_argument("--dense-below", type=float, default=None,
                     help="the rule's dense-sure cosine (ERAG_BM25_GAP_DENSE_BELOW); its other settings as configured")
+    two = sub.add_parser("embedders", help="fuse two embedders' dense lists with BM25, from one set's two collections")
+    two.add_argument("first", type=Path, help="`collect` JSON under the first embedder")
+    two.add_argument("second", type=Path, help="`collect` JSON of the same set under the second embedder")
     args = parser.parse_args()
-    if args.command == "k":
+    if args.command == "embedders":
+        rows = two_embedders(args.first, args.second, get_settings())
+        print("| fusion | nDCG@10 | dev half | test half |\n|---|---|---|---|")
+        for name, row in rows.items():
+            print(f"| {name} | {row['all']:.4f} | {row['dev']:.4f} | {row['test']:.4f} |")
+    elif args.command == "k":
         table = k_table(args.runs, args.ks,
                         get_settings().model_copy(update={"bm25_gap_dense_below": args.dense_below}))
         names, columns = list(table), ("1:1 dev", "1:1 test", "rule dev", "rule test", "rule all")
