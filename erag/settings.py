@@ -153,6 +153,11 @@ class Settings(BaseSettings):
         0.02, ge=0, description="Added instead of boost_weight when a chunk names the organisation whose documents "
         "the query asks about ('Apple's gross margin'): whose report it is decides the answer (README, Retrieval).",
     )
+    boost_max_share: float = Field(
+        0.3, ge=0, le=1, description="A year the query names boosts no chunk when more than this share of the "
+        "first 40 candidates names it: it then singles out nothing (every TAT-QA report covers 2018 and 2019) and "
+        "only pushes down the chunks that do not repeat it (README, Retrieval).",
+    )
     rerank: bool = Field(
         False, description="Rerank every search with `reranker`. Off: the shipped model improves table-heavy "
         "sets but loses on out-of-domain text (README, Reranker); `erag search --rerank` asks for it per search.",

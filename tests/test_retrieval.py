@@ -139,6 +139,27 @@ def test_too_selective_query_filter_falls_back_to_a_boost(company: Settings) -> 
     assert any("boost" in h.scores for h in result.hits)
 
 
+def test_a_year_most_candidates_name_lifts_nothing_a_rare_one_lifts_its_chunks(company: Settings) -> None:
+    def named_and_lifted(retriever: Retriever, question: str) -> tuple[int, int]:
+        hits = retriever.run(question, groups=UNRESTRICTED, top_k=10).hits
+        named = [h for h in hits if any(m.startswith("years=") for m in h.matched)]
+        return len(named), sum("boost" in h.scores for h in named)
+
+    gated = Retriever(company)
+    always = Retriever(company.model_copy(update={"boost_max_share": 1.0}), store=gated.store)  # one shard, one opener
+    try:
+        # Every budget and report chunk names 2026: the year is still explained on each hit, but lifts none.
+        common = "What was the revenue in 2026?"
+        assert named_and_lifted(gated, common)[0] >= 5
+        assert named_and_lifted(gated, common)[1] == 0
+        assert named_and_lifted(always, common)[1] == named_and_lifted(always, common)[0] >= 5
+        # Few chunks name 2021 (start dates in the staff list): those are lifted.
+        named, lifted = named_and_lifted(gated, "Who joined the company in 2021?")
+        assert named and lifted == named
+    finally:
+        gated.close()
+
+
 def test_a_company_named_in_a_query_matches_every_way_the_files_write_it(retriever: Retriever) -> None:
     # A 10-Q names "Apple Inc." on its cover and "Apple" almost nowhere; a question says "Apple's".
     assert {org_key(n) for n in ("Apple Inc.", "APPLE INC", "Apple\u2019s", "the Apple Corporation")} == {"apple"}
