@@ -247,7 +247,7 @@ class Retriever:
         other sets move within noise (docs/eval/query-entities/boost-share/report.md)."""
         s = self.settings
         top = hits[:_SHARE_OF]
-        common = {id(m) for m in boosts if m.key in _GATED_BOOSTS and top
+        common = {m for m in boosts if m.key in _GATED_BOOSTS and top
                   and sum(_names(h.payload, m) for h in top) / len(top) > s.boost_max_share}
         for hit in hits:
             hit.matched = [f"{m.key}={v}" for m in restricted for v in m.values if _names(hit.payload, m)]
@@ -255,7 +255,7 @@ class Retriever:
             for m in boosts:
                 if _names(hit.payload, m):
                     hit.matched.append(f"{m.key}={'|'.join(str(v) for v in m.values)}")
-                    if id(m) not in common:
+                    if m not in common:
                         bonus += s.org_boost_weight if m.key == "orgs" else s.boost_weight
             if bonus:
                 hit.score += bonus
