@@ -53,13 +53,18 @@ def config_json(cr: ConfigResult) -> dict[str, Any]:
     return out
 
 
+def embed_precision(info: dict[str, Any]) -> str:
+    """The precision the embedder ran in (recorded by the run; older runs only kept the setting)."""
+    return str(info.get("embed_precision") or info["settings"].get("embed_precision", "float32"))
+
+
 def results_json(result: EvalResult) -> dict[str, Any]:
     out: dict[str, Any] = {
         "dataset": result.dataset,
         "split": result.split,
         "queries": result.queries,
         "embedder": result.embedder,
-        "embed_precision": result.run_info["settings"].get("embed_precision"),
+        "embed_precision": embed_precision(result.run_info),
         "baseline": result.baseline,
         "configs": {name: config_json(cr) for name, cr in result.configs.items()},
         "indexes": result.indexes,
@@ -128,7 +133,7 @@ def markdown_report(result: EvalResult) -> str:
     parts = [
         f"# {result.dataset} ({result.split}): retrieval evaluation",
         "",
-        f"{result.queries} queries, embedder {result.embedder} ({info['settings'].get('embed_precision', 'float32')}), "
+        f"{result.queries} queries, embedder {result.embedder} ({embed_precision(info)}), "
         f"gold unit {info['gold_unit']}, "
         f"{info['depth']} chunks retrieved per query (documents ranked by their best chunk), seed {info['seed']}, "
         f"commit {info.get('git_commit')}, {info.get('cpus')} CPUs, {info.get('seconds', '?')} s.",

@@ -188,6 +188,9 @@ class EvalRun:
                 from erag.embedder import Embedder
 
                 embedder = Embedder.from_settings(self.settings)
+                # What the model runs in, which the setting does not always say: nomic's GGUF is f16 whatever
+                # ERAG_EMBED_PRECISION asks for.
+                result.run_info["embed_precision"] = embedder.precision
                 indexes = DatasetIndexes(self.settings, dataset, self.cache_root, embedder, progress=self.progress)
                 for codes in sorted({c.collection for c in product} | ({"binary"} if answers else set())):
                     built = indexes.build(codes)  # type: ignore[arg-type]

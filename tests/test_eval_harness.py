@@ -87,7 +87,10 @@ def test_report_folder_has_table_json_plots_and_runs(evaluated) -> None:
     assert data["configs"]["dense-int8"]["bytes_per_chunk"]["ram"] > data["configs"]["dense-binary-f8"][
         "bytes_per_chunk"]["ram"]
     assert data["run"]["settings"]["embedder"] == FAST_MODEL and data["run"]["seed"] == 13
+    # The precision the embedder ran in, as recorded by the run (nomic's GGUF runs f16 whatever the setting says).
+    assert data["embed_precision"] == result.run_info["embed_precision"] == "int8"
     report = (folder / "report.md").read_text()
+    assert f"embedder {FAST_MODEL} (int8)" in report
     assert "| config | P@5 | R@5 | MRR@10 | nDCG@10 |" in report
     assert all(f"| {name} |" in report for name in CONFIGS)
     for plot in ("quality_vs_bytes.png", "quality.png", "latency.png"):
