@@ -221,6 +221,7 @@ class SetRuns:
     ndcg: np.ndarray | None = None  # queries x WEIGHTS
     dev: np.ndarray | None = None  # True where the query is in the half policies are chosen on
     embedder: str = "all-mpnet-base-v2"
+    places: dict[str, list[Any]] | None = None  # chunk id -> [document, chunk index], when `collect` stored them
 
     def candidates(self, qid: str) -> tuple[list[str], list[str]]:
         """The product's candidates: 50 dense neighbours (searched at that limit) and BM25's first 50."""
@@ -268,7 +269,8 @@ def load_set(path: Path, fusion: str = "engine", weights: Sequence[tuple[float, 
     qids = sorted(q for q in data["queries"] if q in qrels)
     runs = SetRuns(data["dataset"], data["split"], qids, data["queries"], data["chunks"],
                    {q: qrels[q] for q in qids}, dataset.gold_unit, s["rrf_k"], s["dense_candidates"],
-                   s["sparse_candidates"], embedder=s.get("embedder", "all-mpnet-base-v2"))
+                   s["sparse_candidates"], embedder=s.get("embedder", "all-mpnet-base-v2"),
+                   places=data.get("places"))
     fuse = runs.fused if fusion == "engine" else runs.fused_product
     scored = [runs.score({q: fuse(q, w) for q in qids}) for w in (WEIGHTS if weights is None else weights)]
     runs.ndcg = np.stack(scored, axis=1) if scored else None  # no weights: the rankings and halves only
@@ -615,11 +617,10 @@ def two_embedders(path_a: Path, path_b: Path, settings: Settings) -> dict[str, d
     if a.qids != b.qids or a.name != b.name:
         raise ValueError(f"{path_a} and {path_b} are not the same set's queries")
     place: dict[str, str] = {}
-    for path in (path_a, path_b):
-        stored = json.loads(Path(path).read_text()).get("places")
-        if not stored:
+    for path, runs in ((path_a, a), (path_b, b)):
+        if not runs.places:
             raise ValueError(f"{path} has no chunk places: collect it again")
-        place |= {c: f"{doc}\x00{index}" for c, (doc, index) in stored.items()}
+        place |= {c: f"{doc}\x00{index}" for c, (doc, index) in runs.places.items()}
     docs = {place[c]: d for runs in (a, b) for c, d in runs.chunks.items()}
     # Each embedder's fusion defaults as the settings validator gives them (model_copy runs no validator).
     rule_a, rule_b = (settings.model_copy(update={"embedder": e, "bm25_gap_dense_below": None,
