@@ -107,18 +107,23 @@ def best_row(subject: frozenset[str] | set[str], labels: dict[int, str]) -> tupl
 
 
 def year_column(columns: list[tuple[str, str]], year: str) -> str | None:
-    """The one numeric column (name, header label) headed by `year`; None when none or several are."""
-    found = [name for name, label in columns if year in {*YEAR.findall(label), *_YEAR_IN_NAME.findall(name)}]
+    """The one numeric column (name, header label) headed by `year` and no other year; None when none or several
+    are. "2019 vs 2018 variance" and "2021-2022" are columns of neither year."""
+    found = [name for name, label in columns if {*YEAR.findall(label), *_YEAR_IN_NAME.findall(name)} == {year}]
     return found[0] if len(found) == 1 else None
 
 
-def period_sql(ask: PeriodQuestion, table: str, columns: list[str], row_id: int) -> str:
-    """The query computing `ask` for one row: `columns` are the year columns of `ask.years()`, oldest first."""
-    old, new = columns[0], columns[-1]
+def period_sql(ask: PeriodQuestion, table: str, columns: list[str], row_id: int,
+               nil: frozenset[str] = frozenset()) -> str:
+    """The query computing `ask` for one row: `columns` are the year columns of `ask.years()`, oldest first;
+    those in `nil` hold a dash in that row, which a statement writes for zero ("Preferred stock disposition |
+    (9.9) | —": a change of -9.9), so they are read as 0 rather than as a missing value."""
+    read = [f"COALESCE({c}, 0)" if c in nil else c for c in columns]
+    old, new = read[0], read[-1]
     if ask.op == "percent":
         expr, alias = f"ROUND(({new} - {old}) * 100.0 / {old}, 2)", "percentage_change"
     elif ask.op == "average":
-        expr, alias = f"({' + '.join(columns)}) / {float(len(columns))}", "average"
+        expr, alias = f"({' + '.join(read)}) / {float(len(read))}", "average"
     else:
         expr, alias = f"{new} - {old}", "change"
     return f"SELECT {expr} AS {alias} FROM {table} WHERE row_id = {row_id}"

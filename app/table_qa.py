@@ -49,6 +49,7 @@ from app.sql_intent import (
     years_not_read,
 )
 from erag.access import GroupScope
+from erag.table_types import is_dash
 from index.tables import ColumnInfo, QueryError, QueryResult, StaleTableError, TableInfo, TableRow, TableStore
 from ingest.table_summary import SUMMARY_KIND, summary_columns, summary_values
 
@@ -857,15 +858,25 @@ class TableAnswerer:
             label = next(iter(text_columns(info)), None)
             if not columns or label is None or info.row_count > _RULE_MAX_ROWS:
                 continue
-            labels = {r.row_id: str(r.texts.get(label, "")) for r in self.tables.rows(info, limit=info.row_count)}
+            # Only rows with a figure in those columns: a section heading ("Adjusted EBITDA:") above the row of the
+            # same name ("Adjusted EBITDA") would otherwise tie with it.
+            labels = {r.row_id: str(r.texts.get(label, "")) for r in self.tables.rows(info, limit=info.row_count)
+                      if any(r.values.get(name) is not None or is_dash(r.texts.get(name, "")) for name, _ in columns)}
             found = best_row(subject, labels)
             if found is not None and (best is None or found[1] > best[0]):
                 best = (found[1], source, info, columns, found[0])
         if best is None:
             return None
         _, source, info, columns, row_id = best
-        sql = (period_sql(change, info.name, [name for name, _ in columns], row_id) if change is not None
-               else peak_sql(peak, info.name, columns, row_id))  # type: ignore[arg-type]
+        if change is not None:
+            names = [name for name, _ in columns]
+            nil = frozenset(name for row in self.tables.rows(info, limit=1, row_ids=[row_id]) for name in names
+                            if row.values.get(name) is None and is_dash(row.texts.get(name, "")))
+            if change.op == "percent" and names[0] in nil:
+                return None  # a change from nothing has no percentage
+            sql = period_sql(change, info.name, names, row_id, nil)
+        else:
+            sql = peak_sql(peak, info.name, columns, row_id)  # type: ignore[arg-type]
         try:
             result = self.tables.query(sql, [info])
         except (QueryError, StaleTableError):

@@ -23,7 +23,9 @@ strings unchanged. Numbers are exact `Decimal`s (money must add up to the cent),
 Finance tables often carry more than one header row (TAT-QA: a blank first cell above "2019 | 2018", then
 "(in millions)"): leading rows whose first cell is blank above a column of row labels are read as header
 rows, their texts joined into the column labels, and a lone unit caption among them ("(in millions)",
-"U.S. $ in thousands") applies to every value column. Row numbers (`row_ids`) stay those of the source
+"U.S. $ in thousands") or above the row labels ("($ in millions)") applies to every value column. A row of years
+or of units under blank headers is a header row even with a caption in its first cell ("For the year ended
+December 31: | 2019 | 2018"). Row numbers (`row_ids`) stay those of the source
 table, so they match the row ranges that table chunks cite.
 """
 
@@ -88,7 +90,9 @@ _NUMBER = re.compile(
     re.VERBOSE,
 )
 _SPACES = re.compile(r"\s+")
-_WRAPPED = re.compile(r"^\((?P<inner>[^()]+)\)\s*(?P<pct>%?)$")
+# An accounting negative, the currency sign outside or inside: "(1,234)", "($1,234)", "$(1,011)", "$ (3.5)", "(4.1)%",
+# "(16) bps" (a lower-case unit after it: "(1) Revenue" is a numbered label, not minus one).
+_WRAPPED = re.compile(rf"^(?P<cur>{_CURRENCY})?\s*\((?P<inner>[^()]+)\)\s*(?P<tail>%|[a-z]{{1,12}})?$")
 
 # Date formats tried in order; each is applied by pandas to the whole column at once (fast, and pandas'
 # strptime rejects impossible days). Numeric day/month orders are decided per column (see _numeric_dates).
@@ -220,13 +224,15 @@ class TableTyper:
         width = len(frame.columns)
         labels = [_text(c) for c in frame.columns]
         labels = ["" if _AUTO_LABEL.match(lab) else lab.strip() for lab in labels]
-        head = self._header_rows(texts, width)
-        spanning = _HeaderUnit()
+        head = self._header_rows(texts, width, labels)
+        # A unit above the row labels ("($ in millions)" heading the label column) is the unit of every figure.
+        spanning = (_unit_phrase(labels[0].strip("()")) or _HeaderUnit()) if width > 1 else _HeaderUnit()
         if head:
-            labels, spanning = _join_header_rows(labels, texts[:head])
+            labels, in_rows = _join_header_rows(labels, texts[:head])
+            spanning = spanning.merged(in_rows)
         body_raw, body_texts = raw[head:], texts[head:]
-        # A row whose filled cells all hold the same text is a section caption spread over the columns (WTQ:
-        # "City Proper" in every cell): it says nothing about the columns' types.
+        # A section caption (WTQ: "City Proper" in every cell; TAT-QA: "Consolidated Balance Sheets Data:" alone
+        # in a value column) says nothing about the columns' types.
         captions = {i for i, row in enumerate(body_texts) if width >= 3 and _is_caption(row)}
         columns: list[TypedColumn] = []
         names = _Names()
@@ -246,9 +252,11 @@ class TableTyper:
 
     # --- header rows ---------------------------------------------------------------------------
 
-    def _header_rows(self, texts: list[list[str]], width: int) -> int:
+    def _header_rows(self, texts: list[list[str]], width: int, labels: list[str]) -> int:
         """How many leading body rows continue the header: a blank first cell, something in the others, and no
-        plain number there (years excepted), above a body whose first column mostly holds row labels."""
+        plain number there (years excepted), above a body whose first column mostly holds row labels. A row of
+        years under blank headers, or of units only, is a header row whatever its first cell says ("For the year
+        ended December 31: | 2019 | 2018", "Revenue by country | $M | $M"): annual reports put a caption there."""
         if width < 2:
             return 0
         count = 0
@@ -256,8 +264,11 @@ class TableTyper:
             rest = [c.strip() for c in row[1:] if c.strip()]
             # The first cell is blank, or only states the unit of the figures ("$ MILLION", "(in thousands of
             # U.S. dollars)").
-            if (row[0].strip() and _unit_phrase(row[0].strip().strip("()")) is None) or not rest:
+            captioned = bool(row[0].strip()) and _unit_phrase(row[0].strip().strip("()")) is None
+            if (captioned and not _header_row_under_caption(row, labels)) or not rest:
                 break
+            if count and len(rest) == 1 and len(row) > 2 and _unit_phrase(rest[0].strip("()")) is None:
+                break  # one caption under the header ("Consolidated Statements of Operations Data:") opens the body
             if any(_is_plain_number(c) for c in rest):
                 break
             count += 1
@@ -408,8 +419,10 @@ def _parse_number(text: str) -> _Number | None:
     s = _SPACES.sub(" ", text.strip().replace("U.S. $", "US$").replace("U.S.$", "US$"))
     negative = False
     wrapped = _WRAPPED.match(s)
-    if wrapped:  # accounting negative: (1,234), ($1,234), (4.1)%
-        s, negative = wrapped["inner"].strip() + wrapped["pct"], True
+    if wrapped:
+        tail = wrapped["tail"] or ""
+        s = (wrapped["cur"] or "") + wrapped["inner"].strip() + (tail if tail == "%" else f" {tail}" if tail else "")
+        negative = True
     if s and s[0] in _MINUS:
         s, negative = s[1:].lstrip(), not negative
     elif s.startswith("+"):
@@ -705,11 +718,13 @@ def _text(value: Any) -> str:
 
 
 def _is_blank(text: str) -> bool:
-    s = text.strip()
-    if s.lower() in _NULL_WORDS:
-        return True
-    # "- - %", "$ —": only dashes once signs and spaces are gone
-    core = re.sub(r"[\s%$£€¥₹()]", "", s)
+    return text.strip().lower() in _NULL_WORDS or is_dash(text)
+
+
+def is_dash(text: str) -> bool:
+    """A dash standing for a figure ("—", "- - %", "$ —"): nil in a financial statement, where a blank cell is
+    nothing at all. Both are NULL in the typed column; a computation over one row may read the dash as zero."""
+    core = re.sub(r"[\s%$£€¥₹()]", "", text.strip())
     return bool(core) and all(ch in _DASHES for ch in core)
 
 
@@ -719,8 +734,38 @@ def _is_plain_number(text: str) -> bool:
     return number is not None and not number.unit and not _YEAR.match(text.strip())
 
 
+# A column's year as a header writes it: "2019", "FY 2019", "Fiscal 2018", "2018 (4)" (a footnote mark).
+_ANY_YEAR = re.compile(r"\b(?:19|20)\d\d\b")
+_YEAR_CELL = re.compile(r"^(?:(?:fiscal|fy)\s*)?(?:19|20)\d\d(?:\s*\(\w{1,2}\))?$", re.I)
+# A header's words beside the years: "Variance", "Amount", "Yr.-to-Yr. Percent Change" (a letter first, no digit).
+_WORD_LABEL = re.compile(r"^[^\W\d][^\d]{0,30}$")
+
+
+def _header_row_under_caption(row: list[str], labels: list[str]) -> bool:
+    """A body row that continues the header although its first cell holds a caption: its value cells are only
+    units ("Revenue by country | $M | $M"), or they are two or more distinct years with at most a word or two
+    beside them ("For the year ended December 31: | 2019 | 2018 | Variance") under a header that names no year
+    and is blank above at least half of those years. A data row of years ("Model X | 1999 | 2005") sits under
+    real labels."""
+    cells = {j: c.strip() for j, c in enumerate(row) if j > 0 and c.strip()}
+    if not cells:
+        return False
+    if all(_unit_phrase(c.strip("()")) is not None for c in cells.values()):
+        return True
+    years = {j: c for j, c in cells.items() if _YEAR_CELL.match(c)}
+    if len(set(years.values())) < 2 or any(_ANY_YEAR.search(lab) for lab in labels[1:]):
+        return False
+    if not all(_WORD_LABEL.match(c) for j, c in cells.items() if j not in years):
+        return False
+    return sum(1 for j in years if not labels[j]) * 2 >= len(years)
+
+
 def _is_caption(row: list[str]) -> bool:
+    """The same text in every filled cell, or one text alone in a value column ("| Consolidated Balance Sheets
+    Data: | | |", a section heading of an annual report's table set off from the row labels)."""
     filled = [c.strip() for c in row if c.strip()]
+    if len(filled) == 1:
+        return not row[0].strip() and _parse_number(filled[0]) is None and not _is_blank(filled[0])
     return len(filled) >= 2 and len(set(filled)) == 1
 
 

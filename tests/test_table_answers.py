@@ -313,6 +313,28 @@ def test_a_change_between_two_years_is_computed_by_rule_over_the_real_row(settin
             assert qa._by_rule(question, [(source, info)]) is None, question
 
 
+def test_a_us_statement_with_captioned_years_dashes_and_a_heading_row_is_computed_by_rule(
+        settings: Settings, tmp_path: Path) -> None:
+    from app.period_change import year_column
+
+    # As a 10-K exports it: the years under a caption in the label column, "$(1,011)" negatives, "—" for nil, and
+    # a section heading that repeats the name of the row below it.
+    statement = ("($ in millions),,,\nFor the year ended December 31:,2019,2018,Change\nAdjusted EBITDA:,,,\n"
+                 "Net income,$512,$430,$82\nRestructuring,\"$(1,011)\",—,\"$(1,011)\"\n"
+                 "Adjusted EBITDA,\"$2,210\",\"$1,980\",$230\n")
+    with answered_by_rule(settings, tmp_path / "finance", "ebitda.csv", statement) as (_, info, qa, source, computed):
+        assert [c.name for c in info.columns[1:]][1:3] == ["y2019", "y2018"]
+        assert computed("What was the change in Adjusted EBITDA between 2018 and 2019?") == "230"
+        assert computed("What was the change in restructuring from 2018 to 2019?") == "-1,011"  # "—" is nil
+        assert computed("What is the average net income in 2018 and 2019?") == "471"
+        # A change from nil has no percentage: no rule (and no division by zero).
+        assert qa._by_rule("What was the percentage change in restructuring from 2018 to 2019?",
+                           [(source, info)]) is None
+    # A column comparing two years is a column of neither.
+    columns = [("y2019", "2019"), ("c2019_vs_2018", "2019 vs 2018"), ("y2018", "2018")]
+    assert (year_column(columns, "2018"), year_column(columns, "2019")) == ("y2018", "y2019")
+
+
 def test_rows_placed_by_position_and_text_written_otherwise_are_found(settings: Settings, tmp_path: Path) -> None:
     from app.row_order import row_order_sql
     from app.table_qa import relax_text_matches

@@ -216,6 +216,37 @@ def test_a_column_is_typed_only_when_nearly_all_its_cells_parse() -> None:
         TableTyper(date_order="ymd")  # type: ignore[arg-type]
 
 
+def test_us_statements_negatives_and_a_captioned_row_of_years_are_read() -> None:
+    # A US 10-K table as exported: the header row blank but for the unit, the years under a caption in the label
+    # column, negatives written with the dollar sign outside the parentheses, a section heading alone in a value
+    # column.
+    statement = read_csv_frame(
+        "($ in millions),,,\n"
+        "For the year ended December 31:,2019,2018 (2),FY 2017\n"
+        ",Operating data:,,\n"
+        "Revenue,\"$1,344\",$723,$690\n"
+        "Restructuring,\"$(1,011)\",$ (53),—\n"
+        "Other,(228),—,14\n")
+    typed = TableTyper().run(TableBlock(frame=statement))
+    assert typed.header_rows == 1 and typed.row_ids[0] == 2
+    cols = {c.name: c for c in typed.columns}
+    assert [c.label for c in typed.columns][1:] == ["2019", "2018 (2)", "FY 2017"]
+    assert (cols["y2019"].type, cols["y2019"].unit) == ("integer", "$ m")
+    assert cols["y2019"].values == (None, 1344, -1011, -228)  # the section heading is no value
+    assert cols["c2018_2"].values == (None, 723, -53, None) and cols["c2018_2"].texts[2] == "$ (53)"
+    assert cols["fy_2017"].values == (None, 690, None, 14)
+
+    bps = TableTyper().run(TableBlock(frame=pd.DataFrame({"Segment": ["A", "B", "C"],
+                                                          "Margin change": ["(16) bps", "12 bps", "(3) bps"]})))
+    assert (bps.columns[1].type, bps.columns[1].unit, bps.columns[1].values) == ("integer", "bps", (-16, 12, -3))
+    # A numbered label is not minus one, and a data row of years under real headers stays a data row.
+    labels = TableTyper().run(TableBlock(frame=pd.DataFrame({"Step": ["(1) Revenue", "(2) Costs", "(3) Tax"]})))
+    assert labels.columns[0].type == "text"
+    models = TableTyper().run(TableBlock(frame=pd.DataFrame({
+        "Model": ["X1", "X2", "X3"], "Launched": ["1999", "2003", "2010"], "Discontinued": ["2005", "2011", "2019"]})))
+    assert models.header_rows == 0 and models.columns[1].values == (1999, 2003, 2010)
+
+
 def test_codes_keep_their_leading_zeros_and_mixed_scales_come_to_units() -> None:
     frame = pd.DataFrame({
         "Postcode": ["01067", "10115", "04109", "80331"],  # Dresden's 01067 is not the number 1067
