@@ -115,8 +115,10 @@ def answers_table(result: EvalResult) -> str:
     s = result.answers.summary
     rows = [
         ("questions", f"{s['questions']}"),
-        ("exact match", f"{s['exact_match']:.3f}"),
-        ("token F1", f"{s['token_f1']:.3f} (answered only: {s['token_f1_answered']:.3f})"),
+        ("exact match (citation markers left out)", f"{s['exact_match']:.3f}"),
+        ("token F1 (citation markers left out)", f"{s['token_f1']:.3f} (answered only: {s['token_f1_answered']:.3f}"
+         + (f"; markers scored as words, as reports before 2026-12-01 did: {s['token_f1_with_markers']:.3f})"
+            if "token_f1_with_markers" in s else ")")),
         ("answer contains the short reference",
          f"{s['answer_contains_reference']:.3f} (n={s['answer_contains_reference_n']})"),
         ("citation contains the answer", f"{s['citation_contains_answer']:.3f} (n={s['citation_contains_answer_n']})"),

@@ -33,7 +33,7 @@ from app.evidence import Source
 from erag.schema import Hit
 from erag.settings import Settings, get_settings
 from erag.users import User
-from eval.answer_eval import EVAL_GROUPS, exact_match, token_f1
+from eval.answer_eval import EVAL_GROUPS, exact_match, token_f1, without_markers
 from eval.answer_match import tatqa_numbers_match, wtq_contains, wtq_denotation
 from eval.datasets import EvalDataset, Question
 from eval.embedding_cache import model_key
@@ -125,7 +125,7 @@ class TableEval:
                        first_token_s=answer.timings.get("first_token_s"),
                        correct=wtq_contains(answer.text, self._values(question, row)) and not answer.abstained)
             if self.dataset.name.startswith("tatqa"):
-                short = answer.text if not answer.abstained else ""
+                short = without_markers(answer.text) if not answer.abstained else ""
                 out.update(exact_match=exact_match(short, question.answers), token_f1=token_f1(short, question.answers),
                            number_match=tatqa_numbers_match(short, question.answers, row.get("scale", "")))
         out["seconds"] = time.perf_counter() - started

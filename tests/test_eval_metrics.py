@@ -13,7 +13,7 @@ import pytest
 
 from erag.schema import Hit, TableBlock, TextBlock
 from erag.settings import Settings
-from eval.answer_eval import contains_answer, exact_match, normalize_answer, token_f1
+from eval.answer_eval import contains_answer, exact_match, normalize_answer, token_f1, without_markers
 from eval.configs import CONFIGS, ConfigError, resolve_configs
 from eval.datasets import DatasetError, EvalDataset
 from eval.footprint import IndexShape, ram_bytes, rescore_bytes
@@ -94,6 +94,11 @@ def test_answer_scores_follow_squad_normalisation() -> None:
     assert token_f1("nothing alike", ["26 weeks"]) == 0.0
     assert contains_answer("| Total sales | $1,496.5 | $1,202.9 |", ["$1,496.5"])
     assert not contains_answer("sales of 11,496.5", ["1,496.5"])
+    # A chat answer's citation markers are no words of it: "22 [1]." is the answer "22", "[2, 3]" no token "2 3".
+    assert without_markers("22 [1].") == "22 ." and exact_match(without_markers("22 [1]."), ["22"]) == 1.0
+    assert exact_match("22 [1].", ["22"]) == 0.0  # as scored before: the marker's digit counted as a word
+    assert token_f1(without_markers("It was $572 million [2, 3]."), ["$572"]) == pytest.approx(2 * 0.25 / 1.25)
+    assert without_markers("Row [a] and [12] stay [3]") == "Row [a] and stay"
 
 
 def _write_dataset(root: Path, qrels_header: str = "query-id\tcorpus-id\tscore") -> Path:
