@@ -14,13 +14,17 @@ Example:
     'SELECT ROUND((y2019 - y2018) * 100.0 / y2018, 2) AS percentage_change FROM erag_t_1 WHERE row_id = 4'
     >>> PeriodQuestion.parse("What was the average cost of revenues between 2017-2019?").years()
     ['2017', '2018', '2019']
+    >>> total = PeriodQuestion.parse("What is the total deposits in 2017 and 2019?")
+    >>> total.op, total.years()
+    ('sum', ['2017', '2019'])
 
 Why by rule: "What was the change in total debt between 2017 and 2018?" is nearly half of TAT-QA's arithmetic
 questions and the everyday question over an annual report. The 1.5B model writes SQL for it unreliably (a
 wrong column, a missing sign, `WHERE label = 'total debt'` that matches nothing) and, answering from text, does
 the subtraction in its head. The shape is narrow enough to recognise exactly: two years, a change/percentage
-change/average/difference word, a row label the question names. When any part is not clear-cut (three years,
-two rows scoring the same, a year that heads two columns) this returns nothing and the model writes the query.
+change/average/difference/total word ("the total X in 2018 and 2019" adds them up, unless asked "respectively"),
+a row label the question names. When any part is not clear-cut (three years named, two rows scoring the same, a
+year that heads two columns, a column of two years) this returns nothing and the model writes the query.
 The SQL runs through the same sandbox and is shown on the source card like the model's.
 """
 
@@ -32,7 +36,7 @@ from typing import Literal
 
 from app.evidence import word_stems
 
-Op = Literal["change", "percent", "average"]
+Op = Literal["change", "percent", "average", "sum"]
 
 YEAR = re.compile(r"\b((?:19|20)\d\d)\b")  # also app/period_peak.py
 _YEAR_IN_NAME = re.compile(r"(?<!\d)((?:19|20)\d\d)(?!\d)")  # y2019, fy_2019
@@ -40,13 +44,19 @@ _PERCENT = re.compile(r"(\bpercent(age)?|%)\s*(change|increase|decrease|growth|r
                       r"\bgrowth rate\b|\brate of (change|growth)\b|\bby what percent(age)?\b", re.I)
 _CHANGE = re.compile(r"\b(change|difference|increase|decrease|variance|movement)\b", re.I)
 _AVERAGE = re.compile(r"\baverage\b", re.I)
+# "the total X in 2018 and 2019", "the sum of X ...", "X in both years": one row added up over the years named.
+_SUM = re.compile(r"\b(total|sum|altogether|combined|both)\b", re.I)
+# ... unless each year is asked for, or the years are compared: "respectively", "which year had higher ...".
+_EACH = re.compile(r"\b(respectively|each|which|higher|lower|more|less|greater|smaller)\b", re.I)
+_RANGE = re.compile(r"\b(between|from)\s+(?:(?:fiscal|fy|the years?|years?)\s+)?(?:19|20)\d\d\s*(?:and|to|-)\s*"
+                    r"(?:(?:fiscal|fy)\s+)?(?:19|20)\d\d\b|\b(?:19|20)\d\d\s*-\s*(?:19|20)\d\d\b", re.I)
 _FROM_TO = re.compile(r"\bfrom\s+(?:(?:fiscal|fy|the year|year)\s+)?((?:19|20)\d\d)\b.*?\bto\s+"
                       r"(?:(?:fiscal|fy|the year|year)\s+)?((?:19|20)\d\d)\b", re.I)
 # Words that shape the question rather than name the row: "What was the percentage change in X between ...".
 _FRAME = set(word_stems(
     "what was were is are the a an in of for from to between and change changes difference increase decrease "
     "variance movement percentage percent growth rate average how much did does do by year years fiscal fy "
-    "value amount company group its their during period compared"
+    "value amount company group its their during period compared sum altogether combined both"
 ))
 
 
@@ -59,10 +69,12 @@ class PeriodQuestion:
     new: str
     subject: frozenset[str]  # word stems naming the row
 
+    span: bool = True  # an average or sum reads every year from `old` to `new` ("between 2017 and 2019")
+
     def years(self) -> list[str]:
-        """The years whose columns the computation reads: from the old to the new one, and for an average every
-        year between them ("the average ... between 2017-2019" is over three years)."""
-        if self.op == "average":
+        """The years whose columns the computation reads: from the old to the new one, and for an average or a sum
+        over a span every year between them ("the average ... between 2017-2019" is over three years)."""
+        if self.op in ("average", "sum") and self.span:
             low, high = sorted((int(self.old), int(self.new)))
             return [str(year) for year in range(low, high + 1)]
         return [self.old, self.new]
@@ -76,6 +88,8 @@ class PeriodQuestion:
         if average and (change or percent):  # "the average change" is another computation
             return None
         op: Op | None = "percent" if percent else "change" if change else "average" if average else None
+        if op is None and _SUM.search(question) and not _EACH.search(question):
+            op = "sum"
         if op is None:
             return None
         ordered = _FROM_TO.search(question)
@@ -83,7 +97,8 @@ class PeriodQuestion:
         # annual reports (and TAT-QA's answers).
         old, new = (ordered.group(1), ordered.group(2)) if ordered else (min(years), max(years))
         words = set(word_stems(YEAR.sub(" ", question))) - _FRAME
-        return cls(op, old, new, frozenset(words)) if words else None
+        span = op != "sum" or bool(_RANGE.search(question))  # "in 2017 and 2019" adds those two years only
+        return cls(op, old, new, frozenset(words), span) if words else None
 
 
 def best_row(subject: frozenset[str] | set[str], labels: dict[int, str]) -> tuple[int, float] | None:
@@ -124,6 +139,8 @@ def period_sql(ask: PeriodQuestion, table: str, columns: list[str], row_id: int,
         expr, alias = f"ROUND(({new} - {old}) * 100.0 / {old}, 2)", "percentage_change"
     elif ask.op == "average":
         expr, alias = f"({' + '.join(read)}) / {float(len(read))}", "average"
+    elif ask.op == "sum":
+        expr, alias = " + ".join(read), "total"
     else:
         expr, alias = f"{new} - {old}", "change"
     return f"SELECT {expr} AS {alias} FROM {table} WHERE row_id = {row_id}"

@@ -327,6 +327,8 @@ def test_a_us_statement_with_captioned_years_dashes_and_a_heading_row_is_compute
         assert computed("What was the change in Adjusted EBITDA between 2018 and 2019?") == "230"
         assert computed("What was the change in restructuring from 2018 to 2019?") == "-1,011"  # "—" is nil
         assert computed("What is the average net income in 2018 and 2019?") == "471"
+        assert computed("What is the total net income in both 2018 and 2019?") == "942"  # added up over the years
+        assert qa._by_rule("What was net income in 2019 and 2018 respectively?", [(source, info)]) is None
         # A change from nil has no percentage: no rule (and no division by zero).
         assert qa._by_rule("What was the percentage change in restructuring from 2018 to 2019?",
                            [(source, info)]) is None
