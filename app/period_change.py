@@ -14,6 +14,8 @@ Example:
     'SELECT ROUND((y2019 - y2018) * 100.0 / y2018, 2) AS percentage_change FROM erag_t_1 WHERE row_id = 4'
     >>> PeriodQuestion.parse("What was the average cost of revenues between 2017-2019?").years()
     ['2017', '2018', '2019']
+    >>> PeriodQuestion.parse("What is the average specific allowance for credit losses?").years()  # every year
+    []
     >>> total = PeriodQuestion.parse("What is the total deposits in 2017 and 2019?")
     >>> total.op, total.years()
     ('sum', ['2017', '2019'])
@@ -73,7 +75,10 @@ class PeriodQuestion:
 
     def years(self) -> list[str]:
         """The years whose columns the computation reads: from the old to the new one, and for an average or a sum
-        over a span every year between them ("the average ... between 2017-2019" is over three years)."""
+        over a span every year between them ("the average ... between 2017-2019" is over three years); none for
+        an average that names no year (every year column of the table)."""
+        if not self.old:
+            return []
         if self.op in ("average", "sum") and self.span:
             low, high = sorted((int(self.old), int(self.new)))
             return [str(year) for year in range(low, high + 1)]
@@ -82,10 +87,15 @@ class PeriodQuestion:
     @classmethod
     def parse(cls, question: str) -> PeriodQuestion | None:
         years = list(dict.fromkeys(YEAR.findall(question)))
-        if len(years) != 2:
-            return None
         percent, change, average = (bool(p.search(question)) for p in (_PERCENT, _CHANGE, _AVERAGE))
         if average and (change or percent):  # "the average change" is another computation
+            return None
+        if not years and average and not _EACH.search(question):
+            # "What is the average specific allowance for credit losses?" over a table of years: the row's average
+            # over every year the table shows (`years()` is empty: the caller takes the table's year columns).
+            words = set(word_stems(question)) - _FRAME
+            return cls("average", "", "", frozenset(words), False) if words else None
+        if len(years) != 2:
             return None
         op: Op | None = "percent" if percent else "change" if change else "average" if average else None
         if op is None and _SUM.search(question) and not _EACH.search(question):
@@ -119,6 +129,16 @@ def best_row(subject: frozenset[str] | set[str], labels: dict[int, str]) -> tupl
     if best[0] < 0.5 or any(s[0] == best[0] and s[2] != best[2] for s in scored[1:]):
         return None
     return best[1], best[0]
+
+
+def year_columns(columns: list[tuple[str, str]]) -> list[str]:
+    """Every numeric column headed by one year, oldest first; none when a year heads two columns or fewer than
+    two years are found (the columns an average over "every year" reads)."""
+    found = {name: {*YEAR.findall(label), *_YEAR_IN_NAME.findall(name)} for name, label in columns}
+    single = [(years.pop(), name) for name, years in found.items() if len(years) == 1]
+    if len(single) < 2 or len({year for year, _ in single}) < len(single):
+        return []
+    return [name for _, name in sorted(single)]
 
 
 def year_column(columns: list[tuple[str, str]], year: str) -> str | None:

@@ -34,7 +34,7 @@ from sqlglot import exp
 from app.answer_checks import PAY_ASKED, PAY_NAMED
 from app.citations import CITATION
 from app.evidence import Source, content_words, word_stems
-from app.period_change import PeriodQuestion, best_row, period_sql, year_column
+from app.period_change import PeriodQuestion, best_row, period_sql, year_column, year_columns
 from app.period_peak import PeakQuestion, peak_sql
 from app.prompt import SYSTEM_PROMPT, sql_examples, sql_messages, sql_prompt_starts
 from app.row_order import bare_operand, neighbour_of_named, row_order_sql
@@ -850,7 +850,9 @@ class TableAnswerer:
         best: tuple[float, Source, TableInfo, list[tuple[str, str]], int] | None = None
         for source, info in pairs:
             numeric = [(c.name, c.label) for c in info.columns[1:] if c.type in ("integer", "number")]
-            if change is not None:
+            if change is not None and not change.years():
+                columns = [(c, c) for c in year_columns(numeric)]
+            elif change is not None:
                 found_columns = [year_column(numeric, year) for year in change.years()]
                 columns = [(c, c) for c in found_columns if c] if None not in found_columns else []
             else:
@@ -863,6 +865,9 @@ class TableAnswerer:
             labels = {r.row_id: str(r.texts.get(label, "")) for r in self.tables.rows(info, limit=info.row_count)
                       if any(r.values.get(name) is not None or is_dash(r.texts.get(name, "")) for name, _ in columns)}
             found = best_row(subject, labels)
+            if found is not None and change is not None and not change.years() and "avera" in word_stems(
+                    labels[found[0]]):
+                found = None  # "the average price per share" names a row that is an average, not an average to take
             if found is not None and (best is None or found[1] > best[0]):
                 best = (found[1], source, info, columns, found[0])
         if best is None:

@@ -321,7 +321,7 @@ def test_a_us_statement_with_captioned_years_dashes_and_a_heading_row_is_compute
     # a section heading that repeats the name of the row below it.
     statement = ("($ in millions),,,\nFor the year ended December 31:,2019,2018,Change\nAdjusted EBITDA:,,,\n"
                  "Net income,$512,$430,$82\nRestructuring,\"$(1,011)\",—,\"$(1,011)\"\n"
-                 "Adjusted EBITDA,\"$2,210\",\"$1,980\",$230\n")
+                 "Adjusted EBITDA,\"$2,210\",\"$1,980\",$230\nAverage headcount,100,90,10\n")
     with answered_by_rule(settings, tmp_path / "finance", "ebitda.csv", statement) as (_, info, qa, source, computed):
         assert [c.name for c in info.columns[1:]][1:3] == ["y2019", "y2018"]
         assert computed("What was the change in Adjusted EBITDA between 2018 and 2019?") == "230"
@@ -329,6 +329,9 @@ def test_a_us_statement_with_captioned_years_dashes_and_a_heading_row_is_compute
         assert computed("What is the average net income in 2018 and 2019?") == "471"
         assert computed("What is the total net income in both 2018 and 2019?") == "942"  # added up over the years
         assert qa._by_rule("What was net income in 2019 and 2018 respectively?", [(source, info)]) is None
+        # An average that names no year is over every year of the table, unless the row is itself an average.
+        assert computed("What is the average Adjusted EBITDA?") == "2,095"
+        assert qa._by_rule("What is the average headcount?", [(source, info)]) is None
         # A change from nil has no percentage: no rule (and no division by zero).
         assert qa._by_rule("What was the percentage change in restructuring from 2018 to 2019?",
                            [(source, info)]) is None
