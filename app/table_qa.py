@@ -748,7 +748,7 @@ class TableAnswerer:
         import time
 
         started = time.perf_counter()
-        ruled = self._by_rule(question, pairs)
+        ruled = self.by_rule(question, pairs)
         if ruled is not None:
             ruled.timings["sql_s"] = time.perf_counter() - started
             return ruled
@@ -838,7 +838,7 @@ class TableAnswerer:
                  for r in self.tables.rows(t, limit=min(t.row_count, _RULE_MAX_ROWS))]
         return years_not_read(computation.question, computation.sql, read, cells)
 
-    def _by_rule(self, question: str, pairs: list[tuple[Source, TableInfo]]) -> Computation | None:
+    def by_rule(self, question: str, pairs: list[tuple[Source, TableInfo]]) -> Computation | None:
         """Two question shapes computed without the model: one row compared between years (app/period_change.py)
         and the period a row peaks in (app/period_peak.py), over the candidate table whose row label the question
         names best (ties: retrieval order); None when the question or the tables are not clearly of that shape."""

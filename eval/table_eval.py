@@ -13,6 +13,9 @@ Modes, on the same seeded sample of questions:
 - `table`: the chat pipeline end to end with table answers on (the product default).
 - `choice`: no model: whether the first table the table path would query (`TableAnswerer.ordered`, over the
   chat's sources) is the gold table, and whether the gold table is among its candidates at all.
+- `rules`: no model: the fixed rules alone (`TableAnswerer.by_rule`: one row compared or added up between years,
+  the period a row peaks in) given the gold table; `fired` says whether a rule answered, `correct` whether it was
+  right (a question no rule answers counts as wrong). Fast enough for every question of a set.
 End-to-end answers are sentences, so they are scored by whether every gold value occurs in them
 (`wtq_contains`); TAT-QA answers also get SQuAD exact match and token F1 and TAT-QA's scale-aware number match,
 reported per answer type (arithmetic separately). The report folder holds every answer, SQL and error.
@@ -40,7 +43,7 @@ from eval.embedding_cache import model_key
 from eval.indexes import DatasetIndexes, slug
 from eval.metrics import bootstrap_ci
 
-MODES = ("gold", "text", "table", "choice")
+MODES = ("gold", "text", "table", "choice", "rules")
 
 
 def gold_table(dataset: EvalDataset, question_id: str) -> str | None:
@@ -112,8 +115,8 @@ class TableEval:
         started = time.perf_counter()
         out: dict[str, Any] = {"id": question.id, "question": question.text, "gold": question.answers,
                                "answer_type": question.answer_type, "scale": row.get("scale", "")}
-        if mode == "gold":
-            out.update(self._gold(chat, question, row))
+        if mode in ("gold", "rules"):
+            out.update(self._gold(chat, question, row, rules_only=mode == "rules"))
         elif mode == "choice":
             out.update(self._choice(chat, question))
         else:
@@ -158,29 +161,36 @@ class TableEval:
                 "correct": bool(ordered) and ordered[0][1].doc_id == table_id,
                 "gold_among": any(info.doc_id == table_id for _, info in candidates)}
 
-    def _gold(self, chat: Any, question: Question, row: dict[str, Any]) -> dict[str, Any]:
+    def _gold(self, chat: Any, question: Question, row: dict[str, Any], rules_only: bool = False) -> dict[str, Any]:
         table_id = gold_table(self.dataset, question.id)
-        if table_id is None or chat.tables is None or chat.generator is None:
+        if table_id is None or chat.tables is None or (chat.generator is None and not rules_only):
             return {"correct": False, "error": "no gold table, table store or model"}
         from app.table_qa import TableAnswerer
 
-        answerer = TableAnswerer(chat.tables, chat.generator)
+        answerer = TableAnswerer(chat.tables, None if rules_only else chat.generator)
         infos = chat.tables.catalog(EVAL_GROUPS, doc_ids=[table_id])
         if not infos:
             return {"correct": False, "error": f"gold table {table_id} is not in the table store"}
         hit = Hit(id=table_id, score=1.0, payload={"doc_id": table_id, "version": infos[0].version, "kind": "table",
                                                    "file_name": infos[0].file_name})
         source = Source(1, hit, "", [])
-        computation = answerer.compute(question.text, [(source, info) for info in infos[:1]])
+        pairs = [(source, info) for info in infos[:1]]
+        computation = answerer.by_rule(question.text, pairs) if rules_only else answerer.compute(question.text, pairs)
+        if computation is None:
+            return {"fired": False, "correct": False}
         predicted: list[str] = []
         if computation.result is not None:
             # As the chat states them: a percentage column's values carry their "%" (15.5% is not 15.5).
             percent = "%" if computation.ok and computation.result_unit() == "%" else ""
             predicted = [f"{v}{percent}" for r in computation.result.rows for v in r[:1] if v is not None]
         values = self._values(question, row)
+        if self.dataset.name.startswith("tatqa"):  # TAT-QA's arithmetic answers are rounded: its own number match
+            right = bool(predicted) and tatqa_numbers_match(" ".join(predicted), values, row.get("scale", ""))
+        else:
+            right = bool(predicted) and wtq_denotation(values, predicted)
         return {"sql": computation.sql, "rewrites": computation.rewrites, "error": computation.error,
                 "attempts": computation.attempts,
-                "predicted": predicted[:20], "correct": bool(predicted) and wtq_denotation(values, predicted),
+                "predicted": predicted[:20], "correct": right, "fired": True,
                 "first_token_s": computation.timings.get("sql_s")}
 
     def _summary(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -192,14 +202,14 @@ class TableEval:
             return {"mean": float(np.mean(values)), "ci95": [low, high], "n": len(values)}
 
         summary: dict[str, Any] = {"accuracy": stat("correct", rows)}
-        for key in ("exact_match", "token_f1", "number_match", "abstained", "gold_among"):
+        for key in ("exact_match", "token_f1", "number_match", "abstained", "gold_among", "fired"):
             if any(key in r for r in rows):
                 summary[key] = stat(key, rows)
         by_type: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
             by_type.setdefault(r.get("answer_type") or "-", []).append(r)
         if len(by_type) > 1:
-            summary["by_type"] = {t: {k: stat(k, sub)["mean"] for k in ("correct", "token_f1", "number_match")
+            summary["by_type"] = {t: {k: stat(k, sub)["mean"] for k in ("correct", "token_f1", "number_match", "fired")
                                       if any(k in r for r in sub)} | {"n": len(sub)} for t, sub in by_type.items()}
         latency = [r["first_token_s"] for r in rows if r.get("first_token_s") is not None]
         if latency:
@@ -212,7 +222,8 @@ class TableEval:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", type=Path)
-    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated: gold, text, table")
+    parser.add_argument("--modes", default=",".join(m for m in MODES if m != "rules"),
+                        help="comma-separated: gold, text, table, choice, rules")
     parser.add_argument("--limit", type=int, default=200, help="questions sampled (seeded)")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--out", type=Path, default=None, help="report folder (default eval/reports/<dataset>-tables)")

@@ -310,7 +310,7 @@ def test_a_change_between_two_years_is_computed_by_rule_over_the_real_row(settin
         for question in ("What was the change in revenue between 2018 and 2019?",  # no row named
                          "What was the change in total debt between 2017 and 2019?",  # no 2017 column
                          "What was the change in debt between 2018 and 2019?"):  # total or net debt?
-            assert qa._by_rule(question, [(source, info)]) is None, question
+            assert qa.by_rule(question, [(source, info)]) is None, question
 
 
 def test_a_us_statement_with_captioned_years_dashes_and_a_heading_row_is_computed_by_rule(
@@ -328,12 +328,12 @@ def test_a_us_statement_with_captioned_years_dashes_and_a_heading_row_is_compute
         assert computed("What was the change in restructuring from 2018 to 2019?") == "-1,011"  # "—" is nil
         assert computed("What is the average net income in 2018 and 2019?") == "471"
         assert computed("What is the total net income in both 2018 and 2019?") == "942"  # added up over the years
-        assert qa._by_rule("What was net income in 2019 and 2018 respectively?", [(source, info)]) is None
+        assert qa.by_rule("What was net income in 2019 and 2018 respectively?", [(source, info)]) is None
         # An average that names no year is over every year of the table, unless the row is itself an average.
         assert computed("What is the average Adjusted EBITDA?") == "2,095"
-        assert qa._by_rule("What is the average headcount?", [(source, info)]) is None
+        assert qa.by_rule("What is the average headcount?", [(source, info)]) is None
         # A change from nil has no percentage: no rule (and no division by zero).
-        assert qa._by_rule("What was the percentage change in restructuring from 2018 to 2019?",
+        assert qa.by_rule("What was the percentage change in restructuring from 2018 to 2019?",
                            [(source, info)]) is None
     # A column comparing two years is a column of neither.
     columns = [("y2019", "2019"), ("c2019_vs_2018", "2019 vs 2018"), ("y2018", "2018")]
@@ -521,7 +521,7 @@ def test_the_period_a_row_peaks_in_and_the_row_the_question_names(settings: Sett
         assert computed("In which quarter of 2026 is budgeted total revenue highest?") == "Q4 2026"
         assert computed("Which quarter had the lowest operating profit?") == "Q1 2026"  # not the FY column
         assert computed("In which quarter was operating profit higher, Q2 or Q3?") == "Q2 2026"
-        assert qa._by_rule("Which quarter had the highest costs?", [(source, info)]) is None  # no row named
+        assert qa.by_rule("Which quarter had the highest costs?", [(source, info)]) is None  # no row named
         # The model filtered on a row the question does not name; the row it names word for word is read.
         label = info.columns[1].name
         wrong = f"SELECT fy_2026 FROM {info.name} WHERE {label} = 'Operating expenses - Staff costs'"
