@@ -19,6 +19,8 @@ Example:
     >>> total = PeriodQuestion.parse("What is the total deposits in 2017 and 2019?")
     >>> total.op, total.years()
     ('sum', ['2017', '2019'])
+    >>> PeriodQuestion.parse("What was total revenue in 2019 compared to 2018?") is None  # two years, not a sum
+    True
 
 Why by rule: "What was the change in total debt between 2017 and 2018?" is nearly half of TAT-QA's arithmetic
 questions and the everyday question over an annual report. The 1.5B model writes SQL for it unreliably (a
@@ -48,8 +50,9 @@ _CHANGE = re.compile(r"\b(change|difference|increase|decrease|variance|movement)
 _AVERAGE = re.compile(r"\baverage\b", re.I)
 # "the total X in 2018 and 2019", "the sum of X ...", "X in both years": one row added up over the years named.
 _SUM = re.compile(r"\b(total|sum|altogether|combined|both)\b", re.I)
-# ... unless each year is asked for, or the years are compared: "respectively", "which year had higher ...".
-_EACH = re.compile(r"\b(respectively|each|which|higher|lower|more|less|greater|smaller)\b", re.I)
+# ... unless each year is asked for, or the years are compared: "respectively", "which year had higher ...",
+# "in 2019 compared to 2018".
+_EACH = re.compile(r"\b(respectively|each|which|higher|lower|more|less|greater|smaller|compared|versus|vs)\b", re.I)
 _RANGE = re.compile(r"\b(between|from)\s+(?:(?:fiscal|fy|the years?|years?)\s+)?(?:19|20)\d\d\s*(?:and|to|-)\s*"
                     r"(?:(?:fiscal|fy)\s+)?(?:19|20)\d\d\b|\b(?:19|20)\d\d\s*-\s*(?:19|20)\d\d\b", re.I)
 _FROM_TO = re.compile(r"\bfrom\s+(?:(?:fiscal|fy|the year|year)\s+)?((?:19|20)\d\d)\b.*?\bto\s+"
