@@ -330,6 +330,14 @@ def test_tatqa_header_rows_and_units_are_read() -> None:
     assert tax.columns[1].unit == "%" and tax.columns[1].values[:3] == (Decimal("21.0"), Decimal("3.7"),
                                                                            Decimal("-9.9"))
     assert tax.columns[2].values[2] is None and tax.columns[2].texts[2] == "—"
+    # A 10-K's years under a caption ("For the year ended December 31:"), the unit above the row labels.
+    rsus = _dataset_table("tatqa", "tbl_c957de22-1cb4-4d10-be39-12a631ec2d0c")
+    assert rsus.header_rows == 1 and [(c.name, c.unit) for c in rsus.columns[1:]] == [
+        ("y2019", "$ m"), ("y2018", "$ m"), ("y2017", "$ m")]
+    assert rsus.columns[1].values[:2] == (None, 674)  # "RSUs" heads the section, "Granted" is the first row
+    # A section heading alone in the first value column ("Consolidated Statements of Operations Data:").
+    oracle = _dataset_table("tatqa", "tbl_32edf644-acb0-4260-9392-f0baa4253f5a")
+    assert oracle.columns[1].type == "number" and oracle.columns[1].values[:2] == (None, Decimal("39506.00"))
 
 
 @needs_datasets
