@@ -847,7 +847,7 @@ class TableAnswerer:
         if change is None and peak is None:
             return None
         subject = change.subject if change is not None else peak.subject  # type: ignore[union-attr]
-        best: tuple[float, Source, TableInfo, list[tuple[str, str]], int] | None = None
+        best: tuple[float, Source, TableInfo, list[tuple[str, str]], TableRow] | None = None
         for source, info in pairs:
             numeric = [(c.name, c.label) for c in info.columns[1:] if c.type in ("integer", "number")]
             if change is not None and not change.years():
@@ -862,21 +862,22 @@ class TableAnswerer:
                 continue
             # Only rows with a figure in those columns: a section heading ("Adjusted EBITDA:") above the row of the
             # same name ("Adjusted EBITDA") would otherwise tie with it.
-            labels = {r.row_id: str(r.texts.get(label, "")) for r in self.tables.rows(info, limit=info.row_count)
-                      if any(r.values.get(name) is not None or is_dash(r.texts.get(name, "")) for name, _ in columns)}
+            rows = {r.row_id: r for r in self.tables.rows(info, limit=info.row_count)
+                    if any(r.values.get(name) is not None or is_dash(r.texts.get(name, "")) for name, _ in columns)}
+            labels = {row_id: str(r.texts.get(label, "")) for row_id, r in rows.items()}
             found = best_row(subject, labels)
             if found is not None and change is not None and not change.years() and "avera" in word_stems(
                     labels[found[0]]):
                 found = None  # "the average price per share" names a row that is an average, not an average to take
             if found is not None and (best is None or found[1] > best[0]):
-                best = (found[1], source, info, columns, found[0])
+                best = (found[1], source, info, columns, rows[found[0]])
         if best is None:
             return None
-        _, source, info, columns, row_id = best
+        _, source, info, columns, row = best
+        row_id = row.row_id
         if change is not None:
             names = [name for name, _ in columns]
-            nil = frozenset(name for row in self.tables.rows(info, limit=1, row_ids=[row_id]) for name in names
-                            if row.values.get(name) is None and is_dash(row.texts.get(name, "")))
+            nil = frozenset(name for name in names if row.values.get(name) is None and is_dash(row.texts.get(name, "")))
             if change.op == "percent" and names[0] in nil:
                 return None  # a change from nothing has no percentage
             sql = period_sql(change, info.name, names, row_id, nil)
@@ -891,7 +892,7 @@ class TableAnswerer:
                                   rule=RULE_CHANGE if change is not None else RULE_PEAK)
         if not computation.ok:
             return None
-        computation.rows = self.tables.rows(info, limit=1, row_ids=[row_id])
+        computation.rows = [row]
         computation.source = self._cited_source(computation, [(source, info)])
         return computation
 
