@@ -134,7 +134,7 @@ def best_row(subject: frozenset[str] | set[str], labels: dict[int, str]) -> tupl
     return best[1], best[0]
 
 
-def _years_of(name: str, label: str) -> set[str]:
+def years_of(name: str, label: str) -> set[str]:
     """The years a column's header or SQL name holds ("Year ended May 31, 2019", `fy_2018`)."""
     return {*YEAR.findall(label), *_YEAR_IN_NAME.findall(name)}
 
@@ -142,7 +142,7 @@ def _years_of(name: str, label: str) -> set[str]:
 def year_columns(columns: list[tuple[str, str]]) -> list[str]:
     """Every numeric column headed by one year, oldest first; none when a year heads two columns or fewer than
     two years are found (the columns an average over "every year" reads)."""
-    found = {name: _years_of(name, label) for name, label in columns}
+    found = {name: years_of(name, label) for name, label in columns}
     single = [(years.pop(), name) for name, years in found.items() if len(years) == 1]
     if len(single) < 2 or len({year for year, _ in single}) < len(single):
         return []
@@ -152,7 +152,7 @@ def year_columns(columns: list[tuple[str, str]]) -> list[str]:
 def year_column(columns: list[tuple[str, str]], year: str) -> str | None:
     """The one numeric column (name, header label) headed by `year` and no other year; None when none or several
     are. "2019 vs 2018 variance" and "2021-2022" are columns of neither year."""
-    found = [name for name, label in columns if _years_of(name, label) == {year}]
+    found = [name for name, label in columns if years_of(name, label) == {year}]
     return found[0] if len(found) == 1 else None
 
 

@@ -14,6 +14,14 @@ Example:
     ('2019', '2018')
     >>> PeakQuestion.parse("Which department spent most in Q3 2026?") is None
     True
+    >>> years = PeakQuestion.parse("In which year was Total Other largest?")
+    >>> years.columns([("y2019", "2019"), ("years_ended_december_31_2018", "Years Ended December 31, 2018")])
+    [('y2019', '2019'), ('years_ended_december_31_2018', '2018')]
+    >>> below = PeakQuestion.parse("In which years was lease obligation less than 2,500 thousands?")
+    >>> below.threshold, sorted(below.subject)
+    (('<', 2500.0), ['lease', 'oblig'])
+    >>> peak_sql(below, "t", [("y2019", "2019"), ("y2018", "2018")], row_id=3).split(") ")[1]
+    'WHERE value < 2500.0 ORDER BY value ASC'
 
 Why by rule: a budget or a report lays its periods out as columns (Q1 2026 ... Q4 2026, FY 2026), so the answer
 to "which quarter" is a header. The 1.5B model then reads one quarter's column and returns its figure (asked for
@@ -29,13 +37,19 @@ import re
 from dataclasses import dataclass
 
 from app.evidence import word_stems
-from app.period_change import YEAR
+from app.period_change import YEAR, years_of
 
 _WHICH = re.compile(r"\b(?:which|what)\s+(quarter|month|year)s?\b", re.I)
 # Comparatives too: "In which year was net revenue higher?" over a 2019 | 2018 table asks the same.
 _HIGH = re.compile(r"\b(highest|most|largest|biggest|greatest|maximum|max|peak|best|top|higher|larger|bigger|"
                    r"greater|more)\b", re.I)
 _LOW = re.compile(r"\b(lowest|least|smallest|fewest|minimum|min|worst|lower|smaller|less|fewer)\b", re.I)
+# "less than 500", "exceed $20,000 thousand": every period past a threshold, not the best one. The figure is
+# compared as the question writes it, in the table's own scale (TAT-QA and a reader of the table both do).
+_THRESHOLD = re.compile(r"\b(?P<way>less|lower|fewer|smaller|below|under|more|greater|higher|larger|above|over|"
+                        r"exceed(?:s|ed|ing)?)\s+(?:than\s+)?(?:USD|EUR|GBP|\$|£|€)?\s*(?P<figure>-?\d[\d,]*(?:\.\d+)?)"
+                        r"(?:\s*(?:%|percent|thousands?|millions?|billions?|years?|days?)\b|%)?", re.I)
+_BELOW = {"less", "lower", "fewer", "smaller", "below", "under"}
 _MONTH_NAMES = r"\b(Jan(uary)?|Feb(ruary)?|Mar(ch)?|Apr(il)?|May|June?|July?|Aug(ust)?|Sep(t(ember)?)?|Oct(ober)?|" \
     r"Nov(ember)?|Dec(ember)?)\b"
 _MONTH = re.compile(_MONTH_NAMES, re.I)  # in a header ("JAN 2026", "March")
@@ -43,7 +57,6 @@ _MONTH_ASKED = re.compile(_MONTH_NAMES)  # in a question, capitalised: "may" is 
 _PERIOD_LABEL = {
     "quarter": re.compile(r"\bQ[1-4]\b|\b[1-4](st|nd|rd|th) quarter\b", re.I),
     "month": _MONTH,
-    "year": re.compile(r"^\D*(?:FY\s*)?(?:19|20)\d\d\D*$", re.I),
 }
 _NAMED = {"quarter": re.compile(r"\bQ[1-4]\b"), "month": _MONTH_ASKED}
 _NAMED_ANY = re.compile(rf"{_NAMED['quarter'].pattern}|{_MONTH_NAMES}")
@@ -65,34 +78,54 @@ class PeakQuestion:
     years: tuple[str, ...]  # the years named: the one the quarters or months are of, or the years to compare
     subject: frozenset[str]
     named: tuple[str, ...] = ()  # the quarters or months to compare, when the question lists them ("Q2 or Q3")
+    threshold: tuple[str, float] | None = None  # ("<", 500.0): every period below (or above) it, not the best one
 
     @classmethod
     def parse(cls, question: str) -> PeakQuestion | None:
         which = _WHICH.search(question)
+        past = _THRESHOLD.search(question)
+        threshold = None
+        if past is not None:
+            way = "<" if past.group("way").lower() in _BELOW else ">"
+            threshold = (way, float(past.group("figure").replace(",", "")))
+            question = question[:past.start()] + " " + question[past.end():]
         high, low = bool(_HIGH.search(question)), bool(_LOW.search(question))
-        if which is None or high == low:
+        if which is None or (threshold is None and high == low):
             return None
+        if threshold is not None:
+            high = threshold[0] == ">"
         years = tuple(dict.fromkeys(YEAR.findall(question)))
         period = which.group(1).lower()
         if (period == "year" and len(years) == 1) or (period != "year" and len(years) > 1):
             return None
         named = tuple(m.group(0).lower()[:3] for m in _NAMED[period].finditer(question)) if period in _NAMED else ()
         subject = set(word_stems(_NAMED_ANY.sub(" ", YEAR.sub(" ", question)))) - _FRAME
-        return cls(period, high, years, frozenset(subject), named) if subject else None
+        return cls(period, high, years, frozenset(subject), named, threshold) if subject else None
 
     def columns(self, numeric: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """The (name, header) of the numeric columns headed by one period of this kind (of the year asked)."""
+        """The (name, period) of the numeric columns headed by one period of this kind (of the year asked); a
+        year column's period is its year, since that is what "which year" asks for."""
+        if self.period == "year":
+            # By the years a header holds, as the change rule reads them: "Years Ended December 31, 2018" is 2018
+            # (its "31" had hidden it, so the union left that year out), "2019 vs 2018" is neither.
+            single = [(name, years) for name, label in numeric if len(years := years_of(name, label)) == 1]
+            found = [(name, next(iter(years))) for name, years in single if not self.years or years <= set(self.years)]
+            return found if len(found) >= 2 and len({year for _, year in found}) == len(found) else []
         kind = _PERIOD_LABEL[self.period]
         found = [(name, label) for name, label in numeric
                  if kind.search(label) and (not self.years or any(year in label for year in self.years))
                  and (not self.named or any(re.search(rf"\b{n}", label, re.I) for n in self.named))
-                 and (self.period == "year" or not _WHOLE_YEAR.search(label))]
+                 and not _WHOLE_YEAR.search(label)]
         return found if len(found) >= 2 else []
 
 
 def peak_sql(ask: PeakQuestion, table: str, columns: list[tuple[str, str]], row_id: int) -> str:
-    """One SELECT per period column (the header names the period, the cell holds its value), the best period."""
+    """One SELECT per period column (the header names the period, the cell holds its value), the best period (or
+    every period past the threshold)."""
     parts = [f"SELECT '{label.replace(chr(39), chr(39) * 2)}' AS {ask.period}, {name} AS value FROM {table} "
              f"WHERE row_id = {row_id}" for name, label in columns]
-    return (f"SELECT {ask.period} FROM ({' UNION ALL '.join(parts)}) ORDER BY value "
-            f"{'DESC' if ask.highest else 'ASC'} LIMIT 1")
+    union = f"SELECT {ask.period} FROM ({' UNION ALL '.join(parts)})"
+    order = f"ORDER BY value {'DESC' if ask.highest else 'ASC'}"
+    if ask.threshold is not None:
+        return f"{union} WHERE value {ask.threshold[0]} {ask.threshold[1]} {order}"
+    return f"{union} {order} LIMIT 1"

@@ -48,6 +48,7 @@ from app.sql_intent import (
     without_rows,
     years_not_read,
 )
+from app.two_rows import TwoRowQuestion, totals_named, two_row_sql
 from erag.access import GroupScope
 from erag.table_types import is_dash
 from index.tables import ColumnInfo, QueryError, QueryResult, StaleTableError, TableInfo, TableRow, TableStore
@@ -82,6 +83,8 @@ TABLE_KINDS = ("table", SUMMARY_KIND)
 # The two fixed rules in the words the source card and `erag ask` show (a stored turn without one was a change).
 RULE_CHANGE = "one row compared between periods"
 RULE_PEAK = "the period one row peaks in"
+_CURRENCY_SIGNS = {"$", "¥"}  # the signs erag/table_types.py keeps as units (£ is GBP, € EUR)
+RULE_TWO_ROWS = "two rows of one period set against each other"
 _ENTITY_QUESTION = re.compile(r"^\s*(who|which|where|when|whose|name)\b", re.IGNORECASE)
 # A column of years ("year", "start_year"), not of money per year ("fy_2026", "year_2026")
 _YEAR_COLUMN = re.compile(r"^(\w*_)?(year|yr|season)s?$", re.IGNORECASE)
@@ -152,6 +155,8 @@ class Computation:
             unit = self.result_unit()
             if unit == "%" and len(shown) == 1:
                 return f"{text}%"
+            if unit in _CURRENCY_SIGNS and len(shown) == 1:  # "$225" and "-$1,011" as a report writes them, not "225 $"
+                return f"-{unit}{text[1:]}" if text.startswith("-") else f"{unit}{text}"
             return f"{text} {unit}" if unit and len(shown) == 1 else text
         lines = ["; ".join(f"{c}: {show_value(v)}" for c, v in zip(result.columns, row, strict=True))
                  for row in result.rows[:5]]
@@ -845,7 +850,8 @@ class TableAnswerer:
         change = PeriodQuestion.parse(question)
         peak = None if change is not None else PeakQuestion.parse(question)
         if change is None and peak is None:
-            return None
+            two = TwoRowQuestion.parse(question)
+            return self._by_two_rows(question, two, pairs) if two is not None else None
         subject = change.subject if change is not None else peak.subject  # type: ignore[union-attr]
         best: tuple[float, Source, TableInfo, list[tuple[str, str]], TableRow] | None = None
         for source, info in pairs:
@@ -893,6 +899,45 @@ class TableAnswerer:
         if not computation.ok:
             return None
         computation.rows = [row]
+        computation.source = self._cited_source(computation, [(source, info)])
+        return computation
+
+    def _by_two_rows(self, question: str, ask: TwoRowQuestion,
+                     pairs: list[tuple[Source, TableInfo]]) -> Computation | None:
+        """Two rows of one period column set against each other (app/two_rows.py), over the candidate table whose
+        row labels the question names best (ties: retrieval order)."""
+        best: tuple[float, Source, TableInfo, str, TableRow, TableRow] | None = None
+        for source, info in pairs:
+            numeric = [(c.name, c.label) for c in info.columns[1:] if c.type in ("integer", "number")]
+            column = year_column(numeric, ask.year) if ask.year else (numeric[0][0] if len(numeric) == 1 else None)
+            label = next(iter(text_columns(info)), None)
+            if column is None or label is None or info.row_count > _RULE_MAX_ROWS:
+                continue
+            read = self.tables.rows(info, limit=info.row_count)
+            rows = {r.row_id: r for r in read if r.values.get(column) is not None}
+            labels = {row_id: str(r.texts.get(label, "")) for row_id, r in rows.items()}
+            labels.update(totals_named([(r.row_id, str(r.texts.get(label, "")),
+                                         0 if is_dash(r.texts.get(column, "")) else r.values.get(column))
+                                        for r in read]))
+            found = ask.pick(labels)
+            if found is not None and (best is None or found[2] > best[0]):
+                best = (found[2], source, info, column, rows[found[0]], rows[found[1]])
+        if best is None:
+            return None
+        _, source, info, column, first, second = best
+        if ask.op in ("share", "ratio") and not second.values.get(column):
+            return None  # a share of nothing
+        try:
+            result = self.tables.query(two_row_sql(ask, info.name, column, first.row_id, second.row_id), [info])
+        except (QueryError, StaleTableError):
+            return None
+        # A share is a percentage and a ratio has no unit; a difference or a sum keeps the column's.
+        unit = {"share": "%", "ratio": ""}.get(ask.op)
+        computation = Computation(question, result.sql, result, [info], source, attempts=0, unit=unit,
+                                  rule=RULE_TWO_ROWS)
+        if not computation.ok:
+            return None
+        computation.rows = [first, second]
         computation.source = self._cited_source(computation, [(source, info)])
         return computation
 

@@ -16,7 +16,8 @@ RUNNABLE = [
     "erag.sparse_encoder", "erag.table_types", "erag.textsafe", "erag.users", "eval.answer_match", "eval.configs",
     "eval.datasets", "eval.footprint", "eval.metrics", "index.edge_store", "index.filters", "index.float8",
     "index.tables", "index.tables.sandbox", "index.versions", "ingest.loaders.zip_guard", "ingest.metadata",
-    "ingest.table_chunker", "jobs.spool", "app.row_order", "app.sql_intent", "retrieval.recency",
+    "ingest.table_chunker", "jobs.spool", "app.row_order", "app.sql_intent", "retrieval.recency", "app.period_change",
+    "app.period_peak", "app.two_rows",
 ]
 
 

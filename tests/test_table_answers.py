@@ -340,6 +340,32 @@ def test_a_us_statement_with_captioned_years_dashes_and_a_heading_row_is_compute
     assert (year_column(columns, "2018"), year_column(columns, "2019")) == ("y2018", "y2019")
 
 
+def test_two_rows_of_one_year_and_the_years_past_a_threshold_are_computed_by_rule(
+        settings: Settings, tmp_path: Path) -> None:
+    # A 10-K note as exported: the years under a day-dated caption, a dash for nil and the sum line unlabelled.
+    accrued = (",Years Ended December 31,,\n,2019,2018,2017\n"
+               "Vacation and compensation,\"$1,659\",\"$1,433\",\"$1,210\"\n"
+               "Payroll taxes,155,113,98\nDeferred revenue,—,68,70\nWarranty reserve,529,520,515\n"
+               "Commissions,378,307,290\n,\"$2,721\",\"$2,441\",\"$2,183\"\n")
+    with answered_by_rule(settings, tmp_path / "finance", "accrued.csv", accrued) as (_, info, qa, source, computed):
+        # The unlabelled line adds up the rows above it (a dash counted as nil), so it is "the total".
+        assert computed("In 2019, what is the percentage of warranty reserve among the total accrued "
+                        "liabilities?") == "19.44%"
+        assert computed("What is the ratio of commissions to payroll taxes in 2018?") == "2.72"
+        assert computed("What is the difference between warranty reserve and commissions in 2017?") == "$225"
+        # "In which year" over columns headed "Years Ended December 31, 2018": every year competes.
+        assert computed("In which year was warranty reserve largest?") == "2019"
+        assert computed("In which year was payroll tax lowest?") == "2017"
+        # A threshold is every year past it, not the best one.
+        assert computed("In which years were commissions less than 350?") == "2017, 2018"
+        assert computed("Which years did payroll taxes exceed 100?") == "2019, 2018"
+        # Not clear enough: two years named, a percentage difference, two rows added before dividing.
+        for unclear in ("What is the ratio of commissions to payroll taxes in 2018 and 2019?",
+                        "What is the percentage difference between warranty reserve and commissions in 2019?",
+                        "What is the percentage of payroll taxes and commissions in the total in 2019?"):
+            assert qa.by_rule(unclear, [(source, info)]) is None, unclear
+
+
 def test_rows_placed_by_position_and_text_written_otherwise_are_found(settings: Settings, tmp_path: Path) -> None:
     from app.row_order import row_order_sql
     from app.table_qa import relax_text_matches
