@@ -866,10 +866,12 @@ class TableAnswerer:
             label = next(iter(text_columns(info)), None)
             if not columns or label is None or info.row_count > _RULE_MAX_ROWS:
                 continue
-            # Only rows with a figure in those columns: a section heading ("Adjusted EBITDA:") above the row of the
-            # same name ("Adjusted EBITDA") would otherwise tie with it.
+            # Only rows with something in those columns: a section heading ("Adjusted EBITDA:") above the row of the
+            # same name ("Adjusted EBITDA") would otherwise tie with it. A row whose cells there are text (a rate
+            # row left without values in a money column) competes, so that naming it is not read as naming the
+            # next best row; it cannot be computed (below).
             rows = {r.row_id: r for r in self.tables.rows(info, limit=info.row_count)
-                    if any(r.values.get(name) is not None or is_dash(r.texts.get(name, "")) for name, _ in columns)}
+                    if any(str(r.texts.get(name, "")).strip() for name, _ in columns)}
             labels = {row_id: str(r.texts.get(label, "")) for row_id, r in rows.items()}
             found = best_row(subject, labels)
             if found is not None and change is not None and not change.years() and "avera" in word_stems(
@@ -880,6 +882,8 @@ class TableAnswerer:
         if best is None:
             return None
         _, source, info, columns, row = best
+        if not any(row.values.get(name) is not None or is_dash(row.texts.get(name, "")) for name, _ in columns):
+            return None  # the row named holds no figure in those columns (a rate among money)
         row_id = row.row_id
         if change is not None:
             names = [name for name, _ in columns]
@@ -914,7 +918,8 @@ class TableAnswerer:
             if column is None or label is None or info.row_count > _RULE_MAX_ROWS:
                 continue
             read = self.tables.rows(info, limit=info.row_count)
-            rows = {r.row_id: r for r in read if r.values.get(column) is not None}
+            # Rows with anything in the column compete (as in by_rule); only those with a figure can be computed.
+            rows = {r.row_id: r for r in read if str(r.texts.get(column, "")).strip()}
             labels = {row_id: str(r.texts.get(label, "")) for row_id, r in rows.items()}
             labels.update(totals_named([(r.row_id, str(r.texts.get(label, "")),
                                          0 if is_dash(r.texts.get(column, "")) else r.values.get(column))
@@ -925,6 +930,8 @@ class TableAnswerer:
         if best is None:
             return None
         _, source, info, column, first, second = best
+        if first.values.get(column) is None or second.values.get(column) is None:
+            return None  # a dash or a rate left without a value in a money column
         if ask.op in ("share", "ratio") and not second.values.get(column):
             return None  # a share of nothing
         try:

@@ -465,7 +465,8 @@ def _parse_number(text: str) -> _Number | None:
 def _number_column(numbers: dict[int, _Number], header: _HeaderUnit,
                    n_rows: int) -> tuple[ColumnType, list[Value], str | None, int] | None:
     """Typed values and the unit of a column whose cells read as numbers, or None when their units disagree
-    (dollars beside euros, days beside weeks): such a column stays text, as no sum over it would be right."""
+    (dollars beside euros, days beside weeks): such a column stays text, as no sum over it would be right. A few
+    percentages among money (a statement's rate row) are left without a value instead."""
     with localcontext() as ctx:
         ctx.prec = 2 * MAX_DIGITS  # exact arithmetic for every value that fits DECIMAL(38, s)
         return _number_values(numbers, header, n_rows)
@@ -477,6 +478,14 @@ def _number_values(numbers: dict[int, _Number], header: _HeaderUnit,
     units = {n.unit for n in numbers.values() if n.unit}
     if len(currencies) > 1 or len(units) > 1 or (units and currencies):
         return None
+    shares = {i for i, n in numbers.items() if n.percent}
+    if currencies and shares:
+        # A statement's ratio row under its money rows ("Effective income tax rate | 22.6%" below "Total | $196"):
+        # the column is money and that row's cells are not, so they keep their text and no value (a sum over the
+        # column leaves them out). Reading the column as text instead hid every figure of the year from a query.
+        if 3 * len(shares) > len(numbers):
+            return None  # as many rates as amounts: no one unit describes the column
+        numbers = {i: n for i, n in numbers.items() if i not in shares}
     percent = any(n.percent for n in numbers.values()) or header.percent
     currency = next(iter(currencies), None) or header.currency
     if percent and currencies:

@@ -346,7 +346,8 @@ def test_two_rows_of_one_year_and_the_years_past_a_threshold_are_computed_by_rul
     accrued = (",Years Ended December 31,,\n,2019,2018,2017\n"
                "Vacation and compensation,\"$1,659\",\"$1,433\",\"$1,210\"\n"
                "Payroll taxes,155,113,98\nDeferred revenue,—,68,70\nWarranty reserve,529,520,515\n"
-               "Commissions,378,307,290\n,\"$2,721\",\"$2,441\",\"$2,183\"\n")
+               "Commissions,378,307,290\n,\"$2,721\",\"$2,441\",\"$2,183\"\n"
+               "Accrued as a percentage of revenue,4.1%,3.9%,3.5%\n")
     with answered_by_rule(settings, tmp_path / "finance", "accrued.csv", accrued) as (_, info, qa, source, computed):
         # The unlabelled line adds up the rows above it (a dash counted as nil), so it is "the total".
         assert computed("In 2019, what is the percentage of warranty reserve among the total accrued "
@@ -359,6 +360,11 @@ def test_two_rows_of_one_year_and_the_years_past_a_threshold_are_computed_by_rul
         # A threshold is every year past it, not the best one.
         assert computed("In which years were commissions less than 350?") == "2017, 2018"
         assert computed("Which years did payroll taxes exceed 100?") == "2019, 2018"
+        # The rate row under the money rows keeps the columns numeric (it has no value itself): asked about, it is
+        # not computed, and its name is not read as the next best row's.
+        assert computed("What was the change in commissions from 2018 to 2019?") == "71"
+        assert qa.by_rule("What was the change in accrued as a percentage of revenue from 2018 to 2019?",
+                           [(source, info)]) is None
         # Not clear enough: two years named, a percentage difference, two rows added before dividing.
         for unclear in ("What is the ratio of commissions to payroll taxes in 2018 and 2019?",
                         "What is the percentage difference between warranty reserve and commissions in 2019?",

@@ -247,6 +247,19 @@ def test_us_statements_negatives_and_a_captioned_row_of_years_are_read() -> None
     assert models.header_rows == 0 and models.columns[1].values == (1999, 2003, 2010)
 
 
+def test_a_rate_row_among_money_rows_keeps_the_column_numeric() -> None:
+    # A tax reconciliation as a 10-K prints it: dollar rows, then the effective rate as a percentage. The column is
+    # money; the rate row keeps its text and has no value, so a sum over the column cannot add 22.6 to dollars.
+    statement = read_csv_frame(",2019,2018\nAt the statutory rate,$182,$128\nState income taxes,22,10\n"
+                               "Other,(1),1\nTotal,$203,$139\nEffective income tax rate,22.6%,4.6%\n")
+    cols = {c.name: c for c in TableTyper().run(TableBlock(frame=statement)).columns}
+    assert (cols["y2019"].type, cols["y2019"].unit) == ("integer", "$")
+    assert cols["y2019"].values == (182, 22, -1, 203, None) and cols["y2019"].texts[4] == "22.6%"
+    # As many rates as amounts: no one unit describes the column, so it stays text.
+    mixed = read_csv_frame(",2019\nFair value per share,$10.77\nDividend yield,1.7%\nVolatility,24%\n")
+    assert TableTyper().run(TableBlock(frame=mixed)).columns[1].type == "text"
+
+
 def test_codes_keep_their_leading_zeros_and_mixed_scales_come_to_units() -> None:
     frame = pd.DataFrame({
         "Postcode": ["01067", "10115", "04109", "80331"],  # Dresden's 01067 is not the number 1067
