@@ -80,11 +80,11 @@ _FENCE = re.compile(r"```(?:sql)?", re.IGNORECASE)
 _CITATION = re.compile(rf"\s*{CITATION.pattern}\s*$", re.MULTILINE)
 MAX_RESULT_VALUES = 20
 TABLE_KINDS = ("table", SUMMARY_KIND)
-# The two fixed rules in the words the source card and `erag ask` show (a stored turn without one was a change).
+# The fixed rules in the words the source card and `erag ask` show (a stored turn without one was a change).
 RULE_CHANGE = "one row compared between periods"
 RULE_PEAK = "the period one row peaks in"
-_CURRENCY_SIGNS = {"$", "¥"}  # the signs erag/table_types.py keeps as units (£ is GBP, € EUR)
 RULE_TWO_ROWS = "two rows of one period set against each other"
+_CURRENCY_SIGNS = {"$", "¥"}  # the signs erag/table_types.py keeps as units (£ is GBP, € EUR)
 _ENTITY_QUESTION = re.compile(r"^\s*(who|which|where|when|whose|name)\b", re.IGNORECASE)
 # A column of years ("year", "start_year"), not of money per year ("fy_2026", "year_2026")
 _YEAR_COLUMN = re.compile(r"^(\w*_)?(year|yr|season)s?$", re.IGNORECASE)
@@ -844,9 +844,10 @@ class TableAnswerer:
         return years_not_read(computation.question, computation.sql, read, cells)
 
     def by_rule(self, question: str, pairs: list[tuple[Source, TableInfo]]) -> Computation | None:
-        """Two question shapes computed without the model: one row compared between years (app/period_change.py)
-        and the period a row peaks in (app/period_peak.py), over the candidate table whose row label the question
-        names best (ties: retrieval order); None when the question or the tables are not clearly of that shape."""
+        """Three question shapes computed without the model: one row compared between years (app/period_change.py),
+        the period a row peaks in or passes a threshold (app/period_peak.py), and two rows of one year
+        (app/two_rows.py), over the candidate table whose row labels the question names best (ties: retrieval
+        order); None when the question or the tables are not clearly of that shape."""
         change = PeriodQuestion.parse(question)
         peak = None if change is not None else PeakQuestion.parse(question)
         if change is None and peak is None:

@@ -8,7 +8,7 @@ Example:
     >>> pick = ask.pick({1: "Warranty reserve", 2: "Accrued payroll", 3: "Total accrued liabilities"})
     >>> pick
     (1, 3, 2.0)
-    >>> totals_named([(1, "Payroll", 346.0), (2, "Warranty reserve", 529.0), (3, "", 875.0)])  # a statement's
+    >>> totals_named([(1, "Payroll", 346.0), (2, "Warranty reserve", 529.0), (3, "", 875.0)])  # an unlabelled sum
     {3: 'Total'}
     >>> print(two_row_sql(ask, "erag_t_1", "y2019", pick[0], pick[1]).replace(" FROM", "\\nFROM"))
     SELECT ROUND(a.y2019 * 100.0 / b.y2019, 2) AS percentage
@@ -67,6 +67,7 @@ _FRAME = set(word_stems(
     "what is was are were the a an of in for at as on by company company's group its their value amount respective "
     "respectively year years fiscal fy end period reported how much"
 ))
+_TOTAL = frozenset(word_stems("total"))
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,10 @@ class TwoRowQuestion:
         """The (first row, second row, score) that a reading of the question names best: two different rows, each
         named clearly (`best_row`); None when none is, or when two readings name different rows equally well."""
         found: dict[tuple[int, int], float] = {}
+        # The whole of a share is written "Total X" in the table whether or not the question says "total".
+        whole = _TOTAL if self.op in ("share", "ratio") else frozenset()
         for first, second in self.splits:
-            a, b = best_row(first, labels), best_row(second | self._total(second), labels)
+            a, b = best_row(first, labels), best_row(second | whole, labels)
             if a is None or b is None or a[0] == b[0]:
                 continue
             pair = (a[0], b[0])
@@ -126,10 +129,6 @@ class TwoRowQuestion:
             return None
         (a_row, b_row), score = ranked[0]
         return a_row, b_row, score
-
-    def _total(self, second: frozenset[str]) -> frozenset[str]:
-        # The whole of a share is written "Total X" in the table whether or not the question says "total".
-        return frozenset(word_stems("total")) if self.op in ("share", "ratio") else frozenset()
 
 
 def totals_named(rows: list[tuple[int, str, object]]) -> dict[int, str]:

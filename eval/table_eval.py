@@ -14,9 +14,9 @@ Modes, on the same seeded sample of questions:
 - `choice`: no model: whether the first table the table path would query (`TableAnswerer.ordered`, over the
   chat's sources) is the gold table, and whether the gold table is among its candidates at all.
 - `rules`: no model: the fixed rules alone (`TableAnswerer.by_rule`: one row compared or added up between years,
-  the period a row peaks in) given the gold table; `fired` says whether a rule answered, `correct` whether it was
-  right (a question no rule answers counts as wrong). Fast enough for every question of a set. In `gold` mode
-  `fired` says whether a rule, not the model, wrote the query.
+  the period a row peaks in or passes a threshold, two rows of one year) given the gold table; `fired` says
+  whether a rule answered, `correct` whether it was right (a question no rule answers counts as wrong). Fast
+  enough for every question of a set. In `gold` mode `fired` says whether a rule, not the model, wrote the query.
 End-to-end answers are sentences, so they are scored by whether every gold value occurs in them
 (`wtq_contains`); TAT-QA answers also get SQuAD exact match and token F1 and TAT-QA's scale-aware number match,
 reported per answer type (arithmetic separately). The report folder holds every answer, SQL and error.
