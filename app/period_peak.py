@@ -22,6 +22,10 @@ Example:
     (('<', 2500.0), ['lease', 'oblig'])
     >>> peak_sql(below, "t", [("y2019", "2019"), ("y2018", "2018")], row_id=3).split(") ")[1]
     'WHERE value < 2500.0 ORDER BY value ASC'
+    >>> PeakQuestion.parse("In which year was the share without religion at least 20%?").threshold
+    ('>=', 20.0)
+    >>> years.columns([("c2009_10", "2009/10"), ("c2010_11", "2010/11")])  # a fiscal year is shown as written
+    [('c2009_10', '2009/10'), ('c2010_11', '2010/11')]
 
 Why by rule: a budget or a report lays its periods out as columns (Q1 2026 ... Q4 2026, FY 2026), so the answer
 to "which quarter" is a header. The 1.5B model then reads one quarter's column and returns its figure (asked for
@@ -46,10 +50,14 @@ _HIGH = re.compile(r"\b(highest|most|largest|biggest|greatest|maximum|max|peak|b
 _LOW = re.compile(r"\b(lowest|least|smallest|fewest|minimum|min|worst|lower|smaller|less|fewer)\b", re.I)
 # "less than 500", "exceed $20,000 thousand": every period past a threshold, not the best one. The figure is
 # compared as the question writes it, in the table's own scale (TAT-QA and a reader of the table both do).
-_THRESHOLD = re.compile(r"\b(?P<way>less|lower|fewer|smaller|below|under|more|greater|higher|larger|above|over|"
-                        r"exceed(?:s|ed|ing)?)\s+(?:than\s+)?(?:USD|EUR|GBP|\$|£|€)?\s*(?P<figure>-?\d[\d,]*(?:\.\d+)?)"
+_THRESHOLD = re.compile(r"\b(?P<way>at least|at most|less|lower|fewer|smaller|below|under|more|greater|higher|larger|"
+                        r"above|over|exceed(?:s|ed|ing)?)\s+(?:than\s+)?(?:USD|EUR|GBP|\$|£|€)?\s*(?P<figure>-?\d[\d,]*(?:\.\d+)?)"
                         r"(?:\s*(?:%|percent|thousands?|millions?|billions?|years?|days?)\b|%)?", re.I)
 _BELOW = {"less", "lower", "fewer", "smaller", "below", "under"}
+_INCLUSIVE = {"at least": ">=", "at most": "<="}
+# A header that is only a (fiscal) year is shown as written ("2010/11", "FY 2019"); a longer one by its year
+# ("Years Ended December 31, 2018" is 2018).
+_YEAR_HEADER = re.compile(r"^\s*(?:FY\s*)?(?:19|20)\d\d(?:\s*[/-]\s*\d{2,4})?\s*$", re.I)
 _MONTH_NAMES = r"\b(Jan(uary)?|Feb(ruary)?|Mar(ch)?|Apr(il)?|May|June?|July?|Aug(ust)?|Sep(t(ember)?)?|Oct(ober)?|" \
     r"Nov(ember)?|Dec(ember)?)\b"
 _MONTH = re.compile(_MONTH_NAMES, re.I)  # in a header ("JAN 2026", "March")
@@ -86,14 +94,15 @@ class PeakQuestion:
         past = _THRESHOLD.search(question)
         threshold = None
         if past is not None:
-            way = "<" if past.group("way").lower() in _BELOW else ">"
+            way = past.group("way").lower()
+            way = _INCLUSIVE.get(way) or ("<" if way in _BELOW else ">")
             threshold = (way, float(past.group("figure").replace(",", "")))
             question = question[:past.start()] + " " + question[past.end():]
         high, low = bool(_HIGH.search(question)), bool(_LOW.search(question))
         if which is None or (threshold is None and high == low):
             return None
         if threshold is not None:
-            high = threshold[0] == ">"
+            high = threshold[0].startswith(">")
         years = tuple(dict.fromkeys(YEAR.findall(question)))
         period = which.group(1).lower()
         if (period == "year" and len(years) == 1) or (period != "year" and len(years) > 1):
@@ -108,8 +117,9 @@ class PeakQuestion:
         if self.period == "year":
             # By the years a header holds, as the change rule reads them: "Years Ended December 31, 2018" is 2018
             # (its "31" had hidden it, so the union left that year out), "2019 vs 2018" is neither.
-            single = [(name, years) for name, label in numeric if len(years := years_of(name, label)) == 1]
-            found = [(name, next(iter(years))) for name, years in single if not self.years or years <= set(self.years)]
+            single = [(name, label, years) for name, label in numeric if len(years := years_of(name, label)) == 1]
+            found = [(name, label.strip() if _YEAR_HEADER.match(label) else next(iter(years)))
+                     for name, label, years in single if not self.years or years <= set(self.years)]
             return found if len(found) >= 2 and len({year for _, year in found}) == len(found) else []
         kind = _PERIOD_LABEL[self.period]
         found = [(name, label) for name, label in numeric
