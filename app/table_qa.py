@@ -334,6 +334,11 @@ def names_a_cell_and_a_column(question: str, source: Source) -> bool:
     return bool(rest & (_stems(columns) - {"text", "integ", "numbe", "date"}))
 
 
+def _figure_columns(info: TableInfo) -> list[tuple[str, str]]:
+    """The (SQL name, header) of a table's number columns after its label column: the columns a rule computes over."""
+    return [(c.name, c.label) for c in info.columns[1:] if c.type in ("integer", "number")]
+
+
 def text_columns(info: TableInfo) -> list[str]:
     """The names of a table's text columns (row_id left out): where its labels and names are."""
     return [c.name for c in info.columns[1:] if c.type == "text"]
@@ -856,7 +861,7 @@ class TableAnswerer:
         subject = change.subject if change is not None else peak.subject  # type: ignore[union-attr]
         best: tuple[float, Source, TableInfo, list[tuple[str, str]], TableRow] | None = None
         for source, info in pairs:
-            numeric = [(c.name, c.label) for c in info.columns[1:] if c.type in ("integer", "number")]
+            numeric = _figure_columns(info)
             if change is not None and not change.years():
                 columns = [(c, c) for c in year_columns(numeric)]
             elif change is not None:
@@ -894,16 +899,22 @@ class TableAnswerer:
             sql = period_sql(change, info.name, names, row_id, nil)
         else:
             sql = peak_sql(peak, info.name, columns, row_id)  # type: ignore[arg-type]
+        return self._ruled(question, sql, source, info, [row],
+                           unit="%" if change is not None and change.op == "percent" else None,
+                           rule=RULE_CHANGE if change is not None else RULE_PEAK)
+
+    def _ruled(self, question: str, sql: str, source: Source, info: TableInfo, rows: list[TableRow],
+               unit: str | None, rule: str) -> Computation | None:
+        """A rule's query run in the sandbox, with the rows it read as its source rows; None when it fails or
+        returns nothing the chat could state (the model then writes the query)."""
         try:
             result = self.tables.query(sql, [info])
         except (QueryError, StaleTableError):
             return None
-        computation = Computation(question, result.sql, result, [info], source, attempts=0,
-                                  unit="%" if change is not None and change.op == "percent" else None,
-                                  rule=RULE_CHANGE if change is not None else RULE_PEAK)
+        computation = Computation(question, result.sql, result, [info], source, attempts=0, unit=unit, rule=rule)
         if not computation.ok:
             return None
-        computation.rows = [row]
+        computation.rows = rows
         computation.source = self._cited_source(computation, [(source, info)])
         return computation
 
@@ -913,7 +924,7 @@ class TableAnswerer:
         row labels the question names best (ties: retrieval order)."""
         best: tuple[float, Source, TableInfo, str, TableRow, TableRow] | None = None
         for source, info in pairs:
-            numeric = [(c.name, c.label) for c in info.columns[1:] if c.type in ("integer", "number")]
+            numeric = _figure_columns(info)
             column = year_column(numeric, ask.year) if ask.year else (numeric[0][0] if len(numeric) == 1 else None)
             label = next(iter(text_columns(info)), None)
             if column is None or label is None or info.row_count > _RULE_MAX_ROWS:
@@ -935,19 +946,9 @@ class TableAnswerer:
             return None  # a dash or a rate left without a value in a money column
         if ask.op in ("share", "ratio") and not second.values.get(column):
             return None  # a share of nothing
-        try:
-            result = self.tables.query(two_row_sql(ask, info.name, column, first.row_id, second.row_id), [info])
-        except (QueryError, StaleTableError):
-            return None
         # A share is a percentage and a ratio has no unit; a difference or a sum keeps the column's.
-        unit = {"share": "%", "ratio": ""}.get(ask.op)
-        computation = Computation(question, result.sql, result, [info], source, attempts=0, unit=unit,
-                                  rule=RULE_TWO_ROWS)
-        if not computation.ok:
-            return None
-        computation.rows = [first, second]
-        computation.source = self._cited_source(computation, [(source, info)])
-        return computation
+        return self._ruled(question, two_row_sql(ask, info.name, column, first.row_id, second.row_id), source, info,
+                           [first, second], unit={"share": "%", "ratio": ""}.get(ask.op), rule=RULE_TWO_ROWS)
 
     def _source_rows(self, computation: Computation) -> list[TableRow]:
         """The source rows the result came from (see `provenance_sql`); none when that is not well defined."""
