@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from erag.settings import FusionPolicy, SearchMode, Settings
+from erag.settings import Fusion, FusionPolicy, SearchMode, Settings
 
 DEFAULT_CONFIG = "hybrid"
 PEER = "peer-baseline"
@@ -33,6 +33,7 @@ class EvalConfig:
     query_filters: Literal["auto", "off"] = "off"
     rerank: bool = False
     fusion_policy: FusionPolicy | None = None  # None: the settings' policy (the product default)
+    fusion: Fusion | None = None  # None: the settings' fusion (follows the embedder)
 
     @property
     def is_peer(self) -> bool:
@@ -46,6 +47,8 @@ class EvalConfig:
             out["search_mode"] = self.mode
         if self.fusion_policy:
             out["fusion_policy"] = self.fusion_policy
+        if self.fusion:
+            out["fusion"] = self.fusion
         return out
 
 
@@ -57,10 +60,14 @@ _ALL = [
     EvalConfig("dense-binary-rescore", "dense only, 1-bit codes rescored with the float32 originals", "dense",
                "binary_rescore"),
     EvalConfig("dense-binary-f8", "dense only, 1-bit codes rescored with the float8 copy", "dense", "binary_f8"),
-    EvalConfig("hybrid", "dense (default mode) + BM25 fused with RRF, BM25 leading when its first hit stands clear "
-               "(ERAG_FUSION_POLICY=bm25_gap): the product default", "hybrid"),
+    EvalConfig("hybrid", "dense (default mode) + BM25 fused (ERAG_FUSION: RRF, or with nomic the convex combination "
+               "of min-max scores), BM25 leading when its first hit stands clear (ERAG_FUSION_POLICY=bm25_gap): the "
+               "product default", "hybrid"),
+    EvalConfig("hybrid-rrf", "hybrid with RRF whatever the embedder (ERAG_FUSION=rrf; nomic's default before "
+               "2026-12-01)", "hybrid", fusion="rrf"),
     EvalConfig("hybrid-fixed", "dense + BM25 fused by the engine with RRF 1:1 for every query "
-               "(ERAG_FUSION_POLICY=fixed, the default before 2026-11-30)", "hybrid", fusion_policy="fixed"),
+               "(ERAG_FUSION_POLICY=fixed, ERAG_FUSION=rrf, the default before 2026-11-30)", "hybrid",
+               fusion_policy="fixed", fusion="rrf"),
     EvalConfig("hybrid-filters", "hybrid + query-derived metadata filters and boosts (as the Retriever applies)",
                "hybrid", query_filters="auto"),
     EvalConfig("hybrid-rerank", "hybrid + cross-encoder rerank of the top candidates (ERAG_RERANKER)", "hybrid",

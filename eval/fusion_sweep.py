@@ -17,6 +17,8 @@ queries and reports it on the other half, with bootstrap intervals and paired ra
 Sets given with `--check` take no part in choosing and are reported whole (a corpus the policy never saw).
 `embedders A.json B.json` fuses one set's rankings collected under two embedders (two dense lists and BM25), to
 see whether a second model's dense list adds what the first and BM25 miss (docs/eval/fusion/two-embedders/).
+`convex A.json B.json ... --choose-on N` scores the product's convex fusion (min-max scores summed) across dense
+weights, with another weight where the BM25-gap rule fires, each half apart (docs/eval/fusion/convex/).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from eval.datasets import EvalDataset
 from eval.indexes import DatasetIndexes
 from eval.metrics import bootstrap_ci, paired_test, per_query, rank_units
 from eval.run import DEPTH, SEED, EvalRun, break_ties
-from retrieval.searcher import clean_query, fusion_weights, reciprocal_rank_fusion
+from retrieval.searcher import bm25_leads, clean_query, convex_fusion, fusion_weights, reciprocal_rank_fusion
 
 CACHE_DIR = Path("/tmp/fusion")
 LIST_DEPTH = 100  # each retriever's ranking as stored: deeper than the product's 50 candidates, for features
@@ -661,6 +663,49 @@ def two_embedders(path_a: Path, path_b: Path, settings: Settings) -> dict[str, d
     return out
 
 
+def _halves(runs: SetRuns, lists: dict[str, tuple[list[Hit], list[Hit]] | None],
+            fuse: Callable[[str, list[Hit], list[Hit]], list[Hit]]) -> dict[str, float]:
+    """nDCG@10 on the dev half, the test half and every query of one fusion of each query's stored lists."""
+    ranked_docs = {q: [] if pair is None else [h.doc_id for h in break_ties(fuse(q, *pair)[:DEPTH])]
+                   for q, pair in lists.items()}
+    values, dev = runs.score(ranked_docs), runs.dev
+    assert dev is not None
+    return {"dev": float(values[dev].mean()), "test": float(values[~dev].mean()), "all": float(values.mean())}
+
+
+def convex_table(paths: list[Path], alphas: Sequence[float], led_alphas: Sequence[float | None],
+                 settings: Settings) -> dict[str, dict[str, dict[str, float]]]:
+    """nDCG@10 (dev half, test half, all) per set of the product's convex fusion (`convex_fusion` over the stored
+    50-deep dense and BM25 lists) for every dense weight and every dense weight where `bm25_leads` fires (None:
+    the same weight), beside the product's RRF rule; the settings give the BM25-gap rule (the embedder's)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for path in paths:
+        runs = load_set(path, "product", weights=[])
+        dev = runs.dev
+        assert dev is not None
+        lists: dict[str, tuple[list[Hit], list[Hit]] | None] = {}
+        for q in runs.qids:
+            row = runs.rows[q]
+            hits = [[Hit(id=c, score=score, payload={"doc_id": runs.chunks[c]}) for c, score in row[name][:50]]
+                    for name in ("dense50", "bm25")]
+            lists[q] = None if row.get("error") else (hits[0], hits[1])
+        led = {q: bool(pair) and bm25_leads(settings, [h.score for h in pair[1]],
+                                            pair[0][0].score if pair[0] else None)
+               for q, pair in lists.items()}
+        table = {"rrf rule": _halves(runs, lists, lambda q, d, b: reciprocal_rank_fusion(
+            [d, b], settings.rrf_k, fusion_weights(settings, [h.score for h in b], d[0].score if d else None)))}
+        for alpha in alphas:
+            for led_alpha in led_alphas:
+                weight = {q: led_alpha if led_alpha is not None and led[q] else alpha for q in runs.qids}
+                table[f"{alpha:g}/{'-' if led_alpha is None else f'{led_alpha:g}'}"] = _halves(
+                    runs, lists, lambda q, d, b, weight=weight: convex_fusion([d, b], (weight[q], 1.0 - weight[q])))
+        table["led"] = {"dev": float(np.mean([led[q] for q in np.array(runs.qids)[dev]])),
+                        "test": float(np.mean([led[q] for q in np.array(runs.qids)[~dev]])),
+                        "all": float(np.mean(list(led.values())))}
+        out[runs.name] = table
+    return out
+
+
 def run_sweep(paths: list[Path], out_dir: Path, checks: Sequence[Path] = (), fusion: str = "engine") -> dict[str, Any]:
     """Load the stored runs, choose each family's policy on the dev halves, report all of them on both halves,
     and on every query of the `checks` sets, which take no part in choosing."""
@@ -828,8 +873,23 @@ def main() -> None:
     two = sub.add_parser("embedders", help="fuse two embedders' dense lists with BM25, from one set's two collections")
     two.add_argument("first", type=Path, help="`collect` JSON under the first embedder")
     two.add_argument("second", type=Path, help="`collect` JSON of the same set under the second embedder")
+    cvx = sub.add_parser("convex", help="the convex fusion across dense weights, with and without the BM25-gap rule")
+    cvx.add_argument("runs", type=Path, nargs="+", help="JSON files `collect` wrote (the first ones choose)")
+    cvx.add_argument("--choose-on", type=int, default=None, help="how many of the runs choose (default: all)")
+    cvx.add_argument("--alphas", type=float, nargs="+", default=[0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7])
+    cvx.add_argument("--led-alphas", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3])
     args = parser.parse_args()
-    if args.command == "embedders":
+    if args.command == "convex":
+        cv = convex_table(args.runs, args.alphas, [None, *args.led_alphas], get_settings())
+        names = list(cv)
+        choosers = names[: args.choose_on or len(names)]
+        print("| dense weight / where BM25 leads | " + " | ".join(f"{n} dev / test / all" for n in names)
+              + " | mean of dev halves (" + ", ".join(choosers) + ") |")
+        print("|---" * (2 + len(names)) + "|")
+        for key in cv[names[0]]:
+            cells = [" / ".join(f"{cv[n][key][h]:.3f}" for h in ("dev", "test", "all")) for n in names]
+            print(f"| {key} | " + " | ".join(cells) + f" | {np.mean([cv[n][key]['dev'] for n in choosers]):.4f} |")
+    elif args.command == "embedders":
         rows = two_embedders(args.first, args.second, get_settings())
         print("| fusion | nDCG@10 | dev half | test half |\n|---|---|---|---|")
         for name, row in rows.items():

@@ -232,7 +232,8 @@ class EvalRun:
         settings = built.settings.model_copy(update={
             "query_filters": config.query_filters,
             "rerank": config.rerank,
-        } | ({"fusion_policy": config.fusion_policy} if config.fusion_policy else {}))
+        } | ({"fusion_policy": config.fusion_policy} if config.fusion_policy else {})
+          | ({"fusion": config.fusion} if config.fusion else {}))
         return Retriever(settings, store=built.store, embedder=indexes.embedder), built
 
     def _timed(self, queries: dict[str, str], search, bar) -> tuple[dict[str, list[str]], list[float], int]:

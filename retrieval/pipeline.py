@@ -32,7 +32,7 @@ from index.versions import visible
 from retrieval.query_analyzer import QueryAnalysis, QueryAnalyzer
 from retrieval.recency import asks_latest, document_period
 from retrieval.reranker import Reranker
-from retrieval.searcher import HybridSearcher, QueryError, access_filter, clean_query, readable_by
+from retrieval.searcher import HybridSearcher, QueryError, access_filter, boost_scale, clean_query, readable_by
 
 _KNOWN_FIELDS = ("department", "title", "file_name", "people", "orgs", "places", "years")
 _KNOWN_TTL_S = 60.0  # documents come and go while the app runs; refresh the vocabulary now and then
@@ -256,7 +256,7 @@ class Retriever:
                 if _names(hit.payload, m):
                     hit.matched.append(f"{m.key}={'|'.join(str(v) for v in m.values)}")
                     if m not in common:
-                        bonus += s.org_boost_weight if m.key == "orgs" else s.boost_weight
+                        bonus += (s.org_boost_weight if m.key == "orgs" else s.boost_weight) * boost_scale(s)
             if bonus:
                 hit.score += bonus
                 hit.scores["boost"] = bonus
@@ -268,7 +268,7 @@ class Retriever:
         known = {p for p in periods.values() if p is not None}
         if len(known) < 2:
             return
-        newest, weight = max(known), self.settings.boost_weight
+        newest, weight = max(known), self.settings.boost_weight * boost_scale(self.settings)
         for hit in hits:
             if periods[hit.id] == newest:
                 hit.score += weight

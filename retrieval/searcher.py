@@ -69,6 +69,33 @@ def reciprocal_rank_fusion(rankings: list[list[Hit]], k: int, weights: tuple[flo
     return ranked(list(fused.values()))
 
 
+def convex_fusion(rankings: list[list[Hit]], weights: tuple[float, ...]) -> list[Hit]:
+    """A weighted sum of each list's min-max normalised scores (the convex combination of Bruch et al., "An
+    Analysis of Fusion Functions for Hybrid Retrieval", 2023): unlike RRF it keeps how far apart two hits score,
+    so a dense first hit far ahead of its second stays ahead. A chunk missing from a list gets that list's
+    minimum (0). The same numbers as ranx's `fuse(norm="min-max", method="wsum")` (tests/test_retrieval.py), by
+    hand for the reason `reciprocal_rank_fusion` gives, except that a list whose scores are all equal (one BM25
+    match) counts as 1, not 0: a lone match is the list's best hit, not its worst."""
+    fused: dict[str, Hit] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        if not ranking:
+            continue
+        low = min(h.score for h in ranking)
+        span = max(h.score for h in ranking) - low
+        for hit in ranking:
+            entry = fused.setdefault(hit.id, replace(hit, score=0.0, scores={}))
+            entry.scores.update(hit.scores)
+            entry.score += weight * ((hit.score - low) / span if span > 0 else 1.0)
+    return ranked(list(fused.values()))
+
+
+def boost_scale(settings: Settings) -> float:
+    """What the query boosts (`boost_weight`, sized on RRF scores) are multiplied by under this fusion: a chunk
+    first in both lists scores 2/k under RRF and 1 under the convex fusion, so a boost keeps its share of the
+    best score."""
+    return settings.rrf_k / 2 if settings.fusion == "convex" else 1.0
+
+
 def access_filter(groups: GroupScope) -> Filter:
     """The access condition of a search: chunks readable by one of `groups`; none for UNRESTRICTED."""
     if groups is UNRESTRICTED:
@@ -130,8 +157,8 @@ class HybridSearcher:
 
         if dense is not None and mode == "binary_f8":
             return self._f8_search(dense, sparse, readable, top_k)
-        if dense is not None and sparse is not None and sparse.indices and s.fusion_policy != "fixed" \
-                and s.fusion == "rrf":
+        if dense is not None and sparse is not None and sparse.indices \
+                and (s.fusion == "convex" or (s.fusion == "rrf" and s.fusion_policy != "fixed")):
             dense_hits = ranked(self.store.query(HybridQuery(dense=dense, limit=dense.limit, filter=readable)))
             for hit in dense_hits:
                 hit.scores["dense"] = hit.score
@@ -164,13 +191,20 @@ class HybridSearcher:
         return self._fuse(dense_hits, sparse, flt, top_k)
 
     def _fuse(self, dense_hits: list[Hit], sparse: SparseQuery, flt: Filter, top_k: int) -> list[Hit]:
-        """The BM25 list, fused here with the dense one under the weights `fusion_weights` picks for this query."""
+        """The BM25 list, fused here with the dense one: RRF under the weights `fusion_weights` picks for this
+        query, or (`fusion="convex"`) the convex combination, BM25 weighted up where `bm25_leads`."""
         bm25_hits = ranked(self.store.query(HybridQuery(sparse=sparse, limit=sparse.limit, filter=flt)))
         for hit in bm25_hits:
             hit.scores["bm25"] = hit.score
-        weights = fusion_weights(self.settings, [h.score for h in bm25_hits],
-                                 dense_hits[0].score if dense_hits else None)
-        fused = reciprocal_rank_fusion([dense_hits, bm25_hits], self.settings.rrf_k, weights)[:top_k]
+        s = self.settings
+        bm25_scores, dense_top = [h.score for h in bm25_hits], dense_hits[0].score if dense_hits else None
+        if s.fusion == "convex":
+            led = bm25_leads(s, bm25_scores, dense_top)
+            alpha = s.convex_bm25_led_dense_weight if led else s.convex_dense_weight
+            fused = convex_fusion([dense_hits, bm25_hits], (alpha, 1.0 - alpha))[:top_k]
+        else:
+            fused = reciprocal_rank_fusion([dense_hits, bm25_hits], s.rrf_k,
+                                           fusion_weights(s, bm25_scores, dense_top))[:top_k]
         for hit in fused:
             hit.scores["fused"] = hit.score
         return fused
@@ -193,10 +227,16 @@ def fusion_weights(settings: Settings, bm25_scores: list[float], dense_top: floa
     """
     if settings.fusion_policy != "bm25_gap":
         return settings.rrf_weights
+    return settings.bm25_led_weights if bm25_leads(settings, bm25_scores, dense_top) else (1.0, 1.0)
+
+
+def bm25_leads(settings: Settings, bm25_scores: list[float], dense_top: float | None = None) -> bool:
+    """Whether the `bm25_gap` policy trusts BM25's order for this query (see `fusion_weights`); never under
+    the `fixed` policy."""
+    if settings.fusion_policy != "bm25_gap":
+        return False
     top = bm25_scores[0] if bm25_scores else 0.0
     tenth = bm25_scores[9] if len(bm25_scores) >= 10 else 0.0
     dense_sure = settings.bm25_gap_dense_below is not None and dense_top is not None \
         and dense_top >= settings.bm25_gap_dense_below
-    if top > 0 and (top - tenth) / top > settings.bm25_gap_threshold and not dense_sure:
-        return settings.bm25_led_weights
-    return (1.0, 1.0)
+    return top > 0 and (top - tenth) / top > settings.bm25_gap_threshold and not dense_sure

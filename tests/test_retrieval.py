@@ -20,7 +20,15 @@ from ingest.pipeline import IngestPipeline
 from retrieval.pipeline import Retriever
 from retrieval.query_analyzer import org_key
 from retrieval.reranker import Reranker
-from retrieval.searcher import HybridSearcher, QueryError, fusion_weights, ranked, reciprocal_rank_fusion
+from retrieval.searcher import (
+    HybridSearcher,
+    QueryError,
+    boost_scale,
+    convex_fusion,
+    fusion_weights,
+    ranked,
+    reciprocal_rank_fusion,
+)
 
 from .conftest import DATA, make_settings
 
@@ -283,6 +291,34 @@ def test_bm25_gap_policy_trusts_bm25_only_when_its_first_hit_stands_clear() -> N
     assert fusion_weights(nomic, steep, dense_top=0.70) == nomic.bm25_led_weights
     assert fusion_weights(nomic, steep) == nomic.bm25_led_weights  # no dense list (BM25 only): the gap decides
     assert Settings(embedder="nomic-embed-text-v1.5", bm25_gap_dense_below=None).bm25_gap_dense_below is None
+
+
+def test_convex_fusion_sums_min_max_scores_as_ranx_does_and_follows_the_nomic_embedder(retriever: Retriever) -> None:
+    from ranx import Run, fuse
+
+    base = retriever.searcher
+    convex = HybridSearcher(retriever.settings.model_copy(update={"fusion": "convex"}), store=retriever.store,
+                            embedder=base.embedder)
+    for question in QUESTIONS:
+        dense = base.run(question, groups=UNRESTRICTED, top_k=50, retriever="dense")
+        bm25 = base.run(question, groups=UNRESTRICTED, top_k=50, retriever="bm25")
+        if len({h.score for h in bm25}) < 2:
+            continue  # one BM25 score only: counted as 1 here, 0 by ranx (see convex_fusion)
+        # The search fuses its own two lists; BM25 leads (dense weight 0.2) where its first hit stands clear.
+        led = fusion_weights(retriever.settings, [h.score for h in bm25]) != (1.0, 1.0)
+        alpha = convex.settings.convex_bm25_led_dense_weight if led else convex.settings.convex_dense_weight
+        ours = convex_fusion([dense, bm25], (alpha, 1 - alpha))
+        searched = convex.run(question, groups=UNRESTRICTED, top_k=10)
+        assert [h.id for h in searched] == [h.id for h in ours[:10]], question
+        assert {"dense", "fused"} <= set(searched[0].scores) and 0 < searched[0].score <= 1
+        theirs = fuse([Run({"q": {h.id: h.score for h in hits}}) for hits in (dense, bm25)], norm="min-max",
+                      method="wsum", params={"weights": [alpha, 1 - alpha]})["q"]
+        assert {h.id: pytest.approx(h.score, abs=1e-6) for h in ours} == dict(theirs), question
+    # The default follows the embedder: nomic fuses by scores, mpnet by ranks; boosts keep their share of the top.
+    nomic = Settings(embedder="nomic-embed-text-v1.5")
+    assert (nomic.fusion, Settings().fusion) == ("convex", "rrf")
+    assert Settings(embedder="nomic-embed-text-v1.5", fusion="rrf").fusion == "rrf"
+    assert boost_scale(nomic) * 2 / nomic.rrf_k == boost_scale(Settings()) == 1.0
 
 
 def test_reranker_loads_offline_and_reorders_by_its_scores(company: Settings, retriever: Retriever) -> None:
