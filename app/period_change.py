@@ -21,6 +21,10 @@ Example:
     ('sum', ['2017', '2019'])
     >>> PeriodQuestion.parse("What was total revenue in 2019 compared to 2018?") is None  # two years, not a sum
     True
+    >>> PeriodQuestion.parse("What is the average total costs for 2017,2018 and 2019?").years()
+    ['2017', '2018', '2019']
+    >>> PeriodQuestion.parse("What is the average cost in 2015, 2017 and 2019?") is None  # not one span
+    True
 
 Why by rule: "What was the change in total debt between 2017 and 2018?" is nearly half of TAT-QA's arithmetic
 questions and the everyday question over an annual report. The 1.5B model writes SQL for it unreliably (a
@@ -98,6 +102,8 @@ class PeriodQuestion:
             # over every year the table shows (`years()` is empty: the caller takes the table's year columns).
             words = set(word_stems(question)) - _FRAME
             return cls("average", "", "", frozenset(words), False) if words else None
+        if len(years) > 2:
+            return cls._listed(question, years, average, change or percent)
         if len(years) != 2:
             return None
         op: Op | None = "percent" if percent else "change" if change else "average" if average else None
@@ -112,6 +118,19 @@ class PeriodQuestion:
         words = set(word_stems(YEAR.sub(" ", question))) - _FRAME
         span = op != "sum" or bool(_RANGE.search(question))  # "in 2017 and 2019" adds those two years only
         return cls(op, old, new, frozenset(words), span) if words else None
+
+    @classmethod
+    def _listed(cls, question: str, years: list[str], average: bool, compared: bool) -> PeriodQuestion | None:
+        """"The average X for 2017, 2018 and 2019", "the total X in 2017, 2018 and 2019": an average or a sum over
+        three or more years named one by one, read as the span they fill; years with a gap between them, or
+        compared ("the change ... 2017, 2018 and 2019"), are not this shape."""
+        numbers = sorted(int(year) for year in years)
+        summed = bool(_SUM.search(question)) and not _EACH.search(question)
+        if compared or not (average or summed) or numbers != list(range(numbers[0], numbers[-1] + 1)):
+            return None
+        words = set(word_stems(YEAR.sub(" ", question))) - _FRAME
+        op: Op = "average" if average else "sum"
+        return cls(op, str(numbers[0]), str(numbers[-1]), frozenset(words), True) if words else None
 
 
 def best_row(subject: frozenset[str] | set[str], labels: dict[int, str]) -> tuple[int, float] | None:

@@ -334,6 +334,18 @@ def names_a_cell_and_a_column(question: str, source: Source) -> bool:
     return bool(rest & (_stems(columns) - {"text", "integ", "numbe", "date"}))
 
 
+def _sum_lines(rows: Sequence[TableRow], label: str, columns: Sequence[str]) -> dict[int, str]:
+    """"Total" for each unlabelled row that is the sum of the rows above it in every one of `columns` (see
+    `totals_named`): "the total costs in 2018 and 2019" reads a statement's unlabelled sum line. Nothing when a
+    row is labelled "Total": the unlabelled lines are then subtotals, and the labelled one is the total."""
+    if any(word_stems(str(r.texts.get(label, ""))) == {"total"} for r in rows):
+        return {}
+    found = [totals_named([(r.row_id, str(r.texts.get(label, "")),
+                            0 if is_dash(r.texts.get(column, "")) else r.values.get(column)) for r in rows])
+             for column in columns]
+    return {row_id: name for row_id, name in found[0].items() if all(row_id in f for f in found[1:])} if found else {}
+
+
 def _figure_columns(info: TableInfo) -> list[tuple[str, str]]:
     """The (SQL name, header) of a table's number columns after its label column: the columns a rule computes over."""
     return [(c.name, c.label) for c in info.columns[1:] if c.type in ("integer", "number")]
@@ -876,9 +888,10 @@ class TableAnswerer:
             # same name ("Adjusted EBITDA") would otherwise tie with it. A row whose cells there are text (a rate
             # row left without values in a money column) competes, so that naming it is not read as naming the
             # next best row; it cannot be computed (below).
-            rows = {r.row_id: r for r in self.tables.rows(info, limit=info.row_count)
-                    if any(str(r.texts.get(name, "")).strip() for name, _ in columns)}
+            read = self.tables.rows(info, limit=info.row_count)
+            rows = {r.row_id: r for r in read if any(str(r.texts.get(name, "")).strip() for name, _ in columns)}
             labels = {row_id: str(r.texts.get(label, "")) for row_id, r in rows.items()}
+            labels.update(_sum_lines(read, label, [name for name, _ in columns]))
             found = best_row(subject, labels)
             if found is not None and change is not None and not change.years() and "avera" in word_stems(
                     labels[found[0]]):
@@ -933,9 +946,7 @@ class TableAnswerer:
             # Rows with anything in the column compete (as in by_rule); only those with a figure can be computed.
             rows = {r.row_id: r for r in read if str(r.texts.get(column, "")).strip()}
             labels = {row_id: str(r.texts.get(label, "")) for row_id, r in rows.items()}
-            labels.update(totals_named([(r.row_id, str(r.texts.get(label, "")),
-                                         0 if is_dash(r.texts.get(column, "")) else r.values.get(column))
-                                        for r in read]))
+            labels.update(_sum_lines(read, label, [column]))
             found = ask.pick(labels)
             if found is not None and (best is None or found[2] > best[0]):
                 best = (found[2], source, info, column, rows[found[0]], rows[found[1]])

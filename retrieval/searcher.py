@@ -10,7 +10,8 @@ Fusion: by default (`ERAG_FUSION_POLICY=bm25_gap`) the dense and BM25 lists are 
 1:1 unless BM25's first hit stands clear of its tenth, when BM25's order leads (`fusion_weights`): nDCG@10
 +0.045 on tatqa_dev, +0.026 on wtq_dev, +0.007 on scifact, -0.002 on docugami_sec10q (n.s.) against the engine's
 1:1 RRF, at +1 to 4 ms a query p50 on the dev sets and +21 ms p95 at 100k chunks (two searches instead of one
-fused query). `ERAG_FUSION_POLICY=fixed` lets the engine fuse every query with `rrf_weights`.
+fused query). `ERAG_FUSION_POLICY=fixed` lets the engine fuse every query with `rrf_weights`. With
+`ERAG_FUSION=convex` (nomic's default) the two lists' min-max scores are summed instead (`convex_fusion`).
 """
 
 from __future__ import annotations

@@ -363,6 +363,10 @@ def test_two_rows_of_one_year_and_the_years_past_a_threshold_are_computed_by_rul
         # The rate row under the money rows keeps the columns numeric (it has no value itself): asked about, it is
         # not computed, and its name is not read as the next best row's.
         assert computed("What was the change in commissions from 2018 to 2019?") == "71"
+        # The unlabelled sum line is "the total" for the year rules too, and three years named one by one are the
+        # span they fill.
+        assert computed("What was the change in total accrued liabilities from 2018 to 2019?") == "280"
+        assert computed("What is the average total accrued liabilities for 2017,2018 and 2019?") == "2,448.33"
         assert qa.by_rule("What was the change in accrued as a percentage of revenue from 2018 to 2019?",
                            [(source, info)]) is None
         # Not clear enough: two years named, a percentage difference, two rows added before dividing.
@@ -370,6 +374,11 @@ def test_two_rows_of_one_year_and_the_years_past_a_threshold_are_computed_by_rul
                         "What is the percentage difference between warranty reserve and commissions in 2019?",
                         "What is the percentage of payroll taxes and commissions in the total in 2019?"):
             assert qa.by_rule(unclear, [(source, info)]) is None, unclear
+    # Above a row labelled "Total", an unlabelled sum line is a subtotal: "the total" is the labelled row.
+    charges = ",2019,2018\nAcquisition costs,27,14\nAmortization,3,8\n,30,22\nRestructuring,255,126\nTotal,302,148\n"
+    with answered_by_rule(settings.model_copy(update={"home": tmp_path / "charges-home"}), tmp_path / "charges",
+                          "charges.csv", charges) as (_, info, qa, source, computed):
+        assert computed("What was the change in total charges from 2018 to 2019?") == "154"
 
 
 def test_rows_placed_by_position_and_text_written_otherwise_are_found(settings: Settings, tmp_path: Path) -> None:
