@@ -54,7 +54,7 @@ from index.filters import Filter
 from index.tables import TableStore, open_table_store
 from retrieval.pipeline import Retriever
 from retrieval.recency import document_period
-from retrieval.searcher import QueryError, readable_by
+from retrieval.searcher import QueryError, boost_scale, readable_by
 
 log = logging.getLogger(__name__)
 EventType = Literal["rewritten", "sources", "token", "answer"]
@@ -209,7 +209,9 @@ class ChatPipeline:
         feedback = FeedbackStore(memory.db)
         feedback_ranker = given["feedback_ranker"]
         if feedback_ranker is None and settings.chat_feedback_boost > 0:
-            feedback_ranker = FeedbackRanker(feedback, selector.encode, settings.chat_feedback_boost,
+            # The boost is sized on RRF scores; `boost_scale` keeps its share of the best score under other fusions.
+            feedback_ranker = FeedbackRanker(feedback, selector.encode,
+                                             settings.chat_feedback_boost * boost_scale(settings),
                                              settings.chat_feedback_min_similarity)
         use_llm_rewrite = generator is not None and settings.chat_rewrite == "auto"
         rewriter = QueryRewriter(self._rewrite_with_llm if use_llm_rewrite else None, self._people)
