@@ -299,11 +299,13 @@ def test_convex_fusion_sums_min_max_scores_as_ranx_does_and_follows_the_nomic_em
     base = retriever.searcher
     convex = HybridSearcher(retriever.settings.model_copy(update={"fusion": "convex"}), store=retriever.store,
                             embedder=base.embedder)
+    compared = 0
     for question in QUESTIONS:
         dense = base.run(question, groups=UNRESTRICTED, top_k=50, retriever="dense")
         bm25 = base.run(question, groups=UNRESTRICTED, top_k=50, retriever="bm25")
         if len({h.score for h in bm25}) < 2:
             continue  # one BM25 score only: counted as 1 here, 0 by ranx (see convex_fusion)
+        compared += 1
         # The search fuses its own two lists; BM25 leads (dense weight 0.2) where its first hit stands clear.
         led = fusion_weights(retriever.settings, [h.score for h in bm25]) != (1.0, 1.0)
         alpha = convex.settings.convex_bm25_led_dense_weight if led else convex.settings.convex_dense_weight
@@ -314,6 +316,7 @@ def test_convex_fusion_sums_min_max_scores_as_ranx_does_and_follows_the_nomic_em
         theirs = fuse([Run({"q": {h.id: h.score for h in hits}}) for hits in (dense, bm25)], norm="min-max",
                       method="wsum", params={"weights": [alpha, 1 - alpha]})["q"]
         assert {h.id: pytest.approx(h.score, abs=1e-6) for h in ours} == dict(theirs), question
+    assert compared >= len(QUESTIONS) - 1
     # The default follows the embedder: nomic fuses by scores, mpnet by ranks; boosts keep their share of the top.
     nomic = Settings(embedder="nomic-embed-text-v1.5")
     assert (nomic.fusion, Settings().fusion) == ("convex", "rrf")
