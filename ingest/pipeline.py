@@ -59,8 +59,9 @@ log = logging.getLogger(__name__)
 # Raised whenever the code changes what chunks or tables a file becomes, so every document is ingested again
 # (2: table summary chunks, captions with heading and page, typed tables beside the index; 3: "$(1,011)" read as a
 # negative, a caption's row of years read as a header row, a lone section caption left out of typing; 4: a rate
-# row among money rows left without values instead of turning its columns to text).
-CHUNK_FORMAT = 4
+# row among money rows left without values instead of turning its columns to text; 5: the int8 embedder copy's
+# 7-bit weights, since the 8-bit copy gave meaningless vectors on CPUs without VNNI, erag/int8_build.py).
+CHUNK_FORMAT = 5
 _UPSERT_BATCH = 64
 _FLUSH_CHUNKS = 256  # chunks gathered across files before one embedding pass: big batches embed faster
 _CHUNK_GROUP = 64  # documents whose sentence breakpoints are embedded in one batch
