@@ -64,10 +64,15 @@ def show_passage(record: dict[str, Any]) -> None:
         st.markdown(text)
 
 
+def computed_over(computation: dict[str, Any]) -> str:
+    """The files (or table names) a stored computation read."""
+    return ", ".join(t.get("file_name") or t.get("name", "") for t in computation.get("tables", []))
+
+
 def show_computation(computation: dict[str, Any]) -> None:
     """How a table answer was computed: the SQL that ran over the real table, its result, the rows behind it."""
     st.markdown("**How this was computed**")
-    tables = ", ".join(t.get("file_name") or t.get("name", "") for t in computation.get("tables", []))
+    tables = computed_over(computation)
     rule = computation.get("rule") or RULE_CHANGE
     by_rule = computation.get("written_by") == "rule"
     who = f"written by a fixed rule: {rule}" if by_rule else "written by the language model"
@@ -111,6 +116,10 @@ def show_turn(chat: ChatPipeline, username: str, turn: PastTurn) -> None:
         st.markdown(turn.question)
     with st.chat_message("assistant"):
         st.markdown(turn.answer)
+        computed = [r for r in turn.sources if r["number"] in turn.cited and "computation" in r]
+        if computed:  # the answer is the value alone: say here that it was computed, and where to see how
+            st.caption(f"Computed with SQL over {computed_over(computed[0]['computation'])}: see how under source "
+                       f"[{computed[0]['number']}].")
         if turn.rewritten and turn.rewritten != turn.question:
             st.caption(f"Searched for: {turn.rewritten}")
         show_sources(turn.sources, turn.cited)

@@ -209,9 +209,9 @@ class AnswerEval:
                 "notice": reply.notice,
                 "answer_without_gold": without_gold.text,
                 "notice_without_gold": without_gold.notice,
-                "exact_match": exact_match(without_markers(reply.text), q.answers) if not reply.abstained else 0.0,
-                "token_f1": token_f1(without_markers(reply.text), q.answers) if not reply.abstained else 0.0,
-                "token_f1_with_markers": token_f1(reply.text, q.answers) if not reply.abstained else 0.0,
+                "exact_match": exact_match(without_markers(reply.text), q.references()) if not reply.abstained else 0.0,
+                "token_f1": token_f1(without_markers(reply.text), q.references()) if not reply.abstained else 0.0,
+                "token_f1_with_markers": token_f1(reply.text, q.references()) if not reply.abstained else 0.0,
                 "seconds": seconds,
                 "cited": [c.doc_id for c in reply.citations],
             }

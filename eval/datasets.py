@@ -43,6 +43,15 @@ class Question:
     answers: list[str]
     answer_type: str = ""
     values: list[str] = field(default_factory=list)  # the answer's values one by one (a multi-span answer's spans)
+    scale: str = ""  # TAT-QA's scale of a numeric answer ("thousand", "million", "billion", "percent")
+
+    def references(self) -> list[str]:
+        """The answers to score text against: each also with its scale word ("230 million"), since TAT-QA's own
+        metric scores the scale a prediction states beside its number, and "$230 million" is the right answer to
+        a question over a table in $ millions, where "230" alone is not."""
+        if self.scale not in ("thousand", "million", "billion"):
+            return list(self.answers)
+        return [*self.answers, *(f"{a} {self.scale}" for a in self.answers)]
 
 
 class EvalDataset:
@@ -197,5 +206,5 @@ class EvalDataset:
                 if answer_type == "multi-span":  # every span is needed: one reference holding all of them
                     answers = [" ".join(answers)]
                 out[qid] = Question(qid, str(row.get("question") or row.get("text") or ""), answers, answer_type,
-                                    values)
+                                    values, str(row.get("scale") or ""))
         return {qid: out[qid] for qid in sorted(out)}

@@ -130,7 +130,8 @@ class TableEval:
                        correct=wtq_contains(answer.text, self._values(question, row)) and not answer.abstained)
             if self.dataset.name.startswith("tatqa"):
                 short = without_markers(answer.text) if not answer.abstained else ""
-                out.update(exact_match=exact_match(short, question.answers), token_f1=token_f1(short, question.answers),
+                out.update(exact_match=exact_match(short, question.references()),
+                           token_f1=token_f1(short, question.references()),
                            number_match=tatqa_numbers_match(short, question.answers, row.get("scale", "")))
         out["seconds"] = time.perf_counter() - started
         return out

@@ -64,8 +64,8 @@ def test_leaks_invented_numbers_precision_and_markers() -> None:
     assert record("Call +44 113 496 0123 [2].", cited=[2])["score"]["invented"] == []
     assert record("Call +44 113 496 0123 [1].", cited=[1])["score"]["invented"] == ["44", "113", "496", "0123"]
     computed = {"sql": "SELECT count(*) FROM t", "columns": ["count_star()"], "rows": [["13"]]}
-    assert record("Computed over employees.csv: 13 [1].", computation=computed)["score"]["invented"] == []
-    assert record("Computed over employees.csv: 14 [1].", computation=computed)["score"]["invented"] == ["14"]
+    assert record("13 [1].", computation=computed)["score"]["invented"] == []
+    assert record("14 [1].", computation=computed)["score"]["invented"] == ["14"]
     # Citation precision: the share of cited sources from the question's file; none without a file or citation.
     assert record("Leeds [1] [2].", cited=[1, 2])["score"]["citation_precision"] == 0.5
     assert record("Leeds [1].", file="")["score"]["citation_precision"] is None

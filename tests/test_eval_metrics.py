@@ -101,6 +101,22 @@ def test_answer_scores_follow_squad_normalisation() -> None:
     assert without_markers("Row [a] and [12] stay [3]") == "Row [a] and stay"
 
 
+def test_a_tatqa_answer_is_scored_with_its_scale_stated(tmp_path: Path) -> None:
+    # As TAT-QA's own metric scores the scale beside the number: "$230 million" is right for a table in $ millions
+    # (its questions.jsonl gives the answer and the scale apart); a wrong scale is not.
+    root = _write_dataset(tmp_path / "set")
+    rows = [{"_id": "q1", "question": "What was the change in sales?", "answer": 230, "answer_type": "arithmetic",
+             "scale": "million"},
+            {"_id": "q2", "question": "What grew?", "answer": ["Asia"], "answer_type": "span", "scale": ""}]
+    (root / "questions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    million, plain = EvalDataset(root).questions().values()
+    assert (million.answers, million.scale) == (["230"], "million")
+    assert token_f1(without_markers("$230 million [1]."), million.references()) == 1.0
+    assert token_f1(without_markers("$230 million [1]."), million.answers) < 1.0  # the number alone
+    assert token_f1(without_markers("$230 billion [1]."), million.references()) < 1.0
+    assert exact_match("230", million.references()) == 1.0 and plain.references() == ["Asia"]
+
+
 def _write_dataset(root: Path, qrels_header: str = "query-id\tcorpus-id\tscore") -> Path:
     (root / "qrels").mkdir(parents=True)
     (root / "tables").mkdir()

@@ -301,11 +301,12 @@ def test_a_change_between_two_years_is_computed_by_rule_over_the_real_row(settin
     debt = (",Year ended 31 December,\n,2019,2018\nTotal debt,\"$ 4,200\",\"$ 5,300\"\nNet debt,\"3,050\",\"2,436\"\n"
             "Cash and cash equivalents,\"1,150\",\"2,864\"\nLease liabilities,(120),35\n")
     with answered_by_rule(settings, tmp_path / "finance", "debt.csv", debt) as (_, info, qa, source, computed):
-        assert computed("What was the change in total debt between 2018 and 2019?") == "-1,100"
-        assert computed("What was the change in total debt from 2019 to 2018?") == "1,100"  # the order asked
+        assert computed("What was the change in total debt between 2018 and 2019?") == "-$1,100"
+        assert computed("What was the change in total debt from 2019 to 2018?") == "$1,100"  # the order asked
         assert computed("What was the percentage change in net debt from 2018 to 2019?") == "25.21%"
-        assert computed("What is the average cash and cash equivalents in 2019 and 2018?") == "2,007"
-        assert computed("What was the change in lease liabilities between 2018 and 2019?") == "-155"
+        assert computed("What is the average cash and cash equivalents in 2019 and 2018?") == "$2,007"
+        assert computed("What was the change in lease liabilities between 2018 and 2019?") == "-$155"
+        # A change or an average keeps the unit of the year columns it reads, as the two-row rule's "$225" does.
         # Not clearly of the shape: no rule (the model would write the query).
         for question in ("What was the change in revenue between 2018 and 2019?",  # no row named
                          "What was the change in total debt between 2017 and 2019?",  # no 2017 column
@@ -324,13 +325,14 @@ def test_a_us_statement_with_captioned_years_dashes_and_a_heading_row_is_compute
                  "Adjusted EBITDA,\"$2,210\",\"$1,980\",$230\nAverage headcount,100,90,10\n")
     with answered_by_rule(settings, tmp_path / "finance", "ebitda.csv", statement) as (_, info, qa, source, computed):
         assert [c.name for c in info.columns[1:]][1:3] == ["y2019", "y2018"]
-        assert computed("What was the change in Adjusted EBITDA between 2018 and 2019?") == "230"
-        assert computed("What was the change in restructuring from 2018 to 2019?") == "-1,011"  # "—" is nil
-        assert computed("What is the average net income in 2018 and 2019?") == "471"
-        assert computed("What is the total net income in both 2018 and 2019?") == "942"  # added up over the years
+        assert computed("What was the change in Adjusted EBITDA between 2018 and 2019?") == "$230 million"
+        assert computed("What was the change in restructuring from 2018 to 2019?") == "-$1,011 million"  # "—" is nil
+        assert computed("What is the average net income in 2018 and 2019?") == "$471 million"
+        # added up over the years, in the unit the caption gives the figures ("($ in millions)")
+        assert computed("What is the total net income in both 2018 and 2019?") == "$942 million"
         assert qa.by_rule("What was net income in 2019 and 2018 respectively?", [(source, info)]) is None
         # An average that names no year is over every year of the table, unless the row is itself an average.
-        assert computed("What is the average Adjusted EBITDA?") == "2,095"
+        assert computed("What is the average Adjusted EBITDA?") == "$2,095 million"
         assert qa.by_rule("What is the average headcount?", [(source, info)]) is None
         # A change from nil has no percentage: no rule (and no division by zero).
         assert qa.by_rule("What was the percentage change in restructuring from 2018 to 2019?",
@@ -362,11 +364,11 @@ def test_two_rows_of_one_year_and_the_years_past_a_threshold_are_computed_by_rul
         assert computed("Which years did payroll taxes exceed 100?") == "2019, 2018"
         # The rate row under the money rows keeps the columns numeric (it has no value itself): asked about, it is
         # not computed, and its name is not read as the next best row's.
-        assert computed("What was the change in commissions from 2018 to 2019?") == "71"
+        assert computed("What was the change in commissions from 2018 to 2019?") == "$71"
         # The unlabelled sum line is "the total" for the year rules too, and three years named one by one are the
         # span they fill.
-        assert computed("What was the change in total accrued liabilities from 2018 to 2019?") == "280"
-        assert computed("What is the average total accrued liabilities for 2017,2018 and 2019?") == "2,448.33"
+        assert computed("What was the change in total accrued liabilities from 2018 to 2019?") == "$280"
+        assert computed("What is the average total accrued liabilities for 2017,2018 and 2019?") == "$2,448.33"
         assert qa.by_rule("What was the change in accrued as a percentage of revenue from 2018 to 2019?",
                            [(source, info)]) is None
         # Not clear enough: two years named, a percentage difference, two rows added before dividing.
