@@ -208,7 +208,6 @@ def _export(source: Path, target: Path, head: Head) -> list[str]:
 def _outlier_matmuls(fp32: Path, source: Path, inputs: list[str]) -> list[str]:
     """Weight MatMuls whose input, not produced by a LayerNorm, has outlier channels (see module doc)."""
     import onnx
-    import onnxruntime as ort
     from transformers import AutoTokenizer
 
     model = onnx.load(str(fp32))
@@ -221,9 +220,7 @@ def _outlier_matmuls(fp32: Path, source: Path, inputs: list[str]) -> list[str]:
     probe_path = fp32.with_name("probe.onnx")
     onnx.save(model, str(probe_path), save_as_external_data=True, location="probe.data")
     del model
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
-    session = ort.InferenceSession(str(probe_path), options, providers=["CPUExecutionProvider"])
+    session = _cpu_session(probe_path)
     tokenizer = AutoTokenizer.from_pretrained(source)
     texts = [*CALIBRATION, " ".join(CALIBRATION[1:7]), " ".join(CALIBRATION[6:])]
     peak: dict[str, np.ndarray] = {}
@@ -242,6 +239,15 @@ def _outlier_matmuls(fp32: Path, source: Path, inputs: list[str]) -> list[str]:
         if ratio > OUTLIER_RATIO and producers.get(node.input[0]) != "LayerNormalization":
             excluded.append(node.name)
     return excluded
+
+
+def _cpu_session(path: Path):
+    """An ONNX Runtime session on the CPU with the machine's two threads."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _quantize(fp32: Path, target: Path, excluded: list[str]) -> None:
@@ -264,7 +270,6 @@ def _quantize(fp32: Path, target: Path, excluded: list[str]) -> None:
 def _agreement(fp32: Path, int8: Path, source: Path, inputs: list[str]) -> float:
     """Mean cosine between the int8 copy's and the float32 export's outputs on the calibration texts (token
     outputs mean-pooled over the mask; a classifier's logits compared across the texts as one vector)."""
-    import onnxruntime as ort
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(source)
@@ -272,11 +277,7 @@ def _agreement(fp32: Path, int8: Path, source: Path, inputs: list[str]) -> float
     feed = {n: enc[n].astype(np.int64) for n in inputs}
     outputs = []
     for path in (fp32, int8):
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 2
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        outputs.append(session.run(None, feed)[0].astype(np.float64))
-        del session
+        outputs.append(_cpu_session(path).run(None, feed)[0].astype(np.float64))
     reference, quantized = outputs
     if reference.ndim == 3:
         mask = enc["attention_mask"][..., None].astype(np.float64)
