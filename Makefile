@@ -25,9 +25,11 @@ run: install
 	$(BIN)/erag stats
 	ERAG_USERS_FILE=$${ERAG_USERS_FILE:-config/users.demo.yaml} $(BIN)/erag serve  # demo users: see README
 
+# Two workers, a test file each: half the suite's time goes to loading models, starting processes and compiling
+# ranx's numba kernels, which one worker leaves a core idle for (1,063 s in one process, 675 s in two on 2 cores).
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 bench: install
 	$(BIN)/python bench/ingest_throughput.py

@@ -12,15 +12,31 @@ import pytest
 from .conftest import FAST_MODEL, REPO
 
 
-@pytest.fixture
-def erag(tmp_path: Path):
-    env = {**os.environ, "ERAG_HOME": str(tmp_path / "home"), "ERAG_EMBEDDER": FAST_MODEL}
+def runner(home: Path):
+    env = {**os.environ, "ERAG_HOME": str(home), "ERAG_EMBEDDER": FAST_MODEL}
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "cli", *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=300
         )
 
+    return run
+
+
+@pytest.fixture
+def erag(tmp_path: Path):
+    return runner(tmp_path / "home")
+
+
+@pytest.fixture(scope="module")
+def erag_with_notes(tmp_path_factory: pytest.TempPathFactory):
+    """One ingested note shared by the bad-input cases: none of them changes the index, and each ingest costs a
+    process that loads the embedder and spaCy (~7 s)."""
+    root = tmp_path_factory.mktemp("cli")
+    (root / "notes.txt").write_text("SECURITY:\n\nLock your screen when you leave your desk.")
+    run = runner(root / "home")
+    done = run("ingest", str(root / "notes.txt"))
+    assert done.returncode == 0, done.stderr
     return run
 
 
@@ -62,9 +78,8 @@ def test_ingest_stats_search_delete(erag, corpus: Path) -> None:
         (["delete", "nothing.pdf"], "no document matches"),
     ],
 )
-def test_bad_input_gets_a_one_line_error(erag, corpus: Path, args: list[str], message: str) -> None:
-    erag("ingest", str(corpus / "notes.txt"))
-    result = erag(*args)
+def test_bad_input_gets_a_one_line_error(erag_with_notes, args: list[str], message: str) -> None:
+    result = erag_with_notes(*args)
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr

@@ -357,9 +357,11 @@ def test_a_hostile_batch_next_to_a_good_file_through_erag_ingest(tmp_path: Path)
         write(batch / name)
         add_bomb(batch / name, member, 30)
     (batch / "nested.html").write_text(nested_lists(300))
-    (batch / "token.txt").write_text("A" * 1_000_000)
-    (batch / "wide.csv").write_text(",".join(f"c{i}" for i in range(10_000)) + "\n"
-                                    + "\n".join(",".join(str(r * i) for i in range(10_000)) for r in range(3)) + "\n")
+    # Smaller than the single-file cases above (1 MB, 10,000 columns): every chunk of the batch is embedded, and
+    # those cases already bound chunking at full size; here it is the mix in one process that is under test.
+    (batch / "token.txt").write_text("A" * 200_000)
+    (batch / "wide.csv").write_text(",".join(f"c{i}" for i in range(2_000)) + "\n"
+                                    + "\n".join(",".join(str(r * i) for i in range(2_000)) for r in range(3)) + "\n")
     (batch / "empty_table.html").write_text("<html><body><h1>Visitors</h1><table></table>"
                                             "<p>Visitors sign in at the Leeds reception desk.</p></body></html>")
     (batch / "mixed.csv").write_bytes("name,city\nZoë,Zürich\n".encode() + "Renée,Genève\n".encode("cp1252"))

@@ -53,7 +53,7 @@ def test_training_command_runs_end_to_end_on_a_tiny_dataset(tmp_path: Path) -> N
     out = tmp_path / "reranker"
     env = {**os.environ, "ERAG_HOME": str(tmp_path / "home"), "ERAG_EMBEDDER": FAST_MODEL}
     done = subprocess.run(
-        [sys.executable, "-m", "cli", "train-reranker", "--sources", "sample", "--limit", "12",
+        [sys.executable, "-m", "cli", "train-reranker", "--sources", "sample", "--limit", "5",
          "--epochs", "1", "--max-length", "128", "--layers", "2", "--out", str(out)],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=900,
     )
@@ -71,7 +71,7 @@ def test_training_command_runs_end_to_end_on_a_tiny_dataset(tmp_path: Path) -> N
         assert {str(fh.get_slice(k).get_dtype()) for k in names} <= {"F16", "I64"}
     # A re-run asks the LLM for nothing new: its questions come from the cache.
     cached = (tmp_path / "home" / "reranker-train" / "synthetic_queries.jsonl").read_text().splitlines()
-    assert len(cached) == 12
+    assert len(cached) == 5
     reranker = Reranker.from_name(str(out), tmp_path / "cache", max_tokens=128, precision="float32")
     assert reranker.model.predict([("a question", "a passage")]).shape == (1,)
     assert len(reranker.model.model.base_model.encoder.layer) == 2
