@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from app.chat import ChatPipeline
-from app.table_qa import by_identity, counted_nothing, error_with_hint, extract_sql, provenance_sql, show_value
+from app.table_qa import counted_nothing, error_with_hint, extract_sql, provenance_sql, show_value
 from erag.access import UNRESTRICTED
 from erag.settings import Settings
 from erag.users import User
@@ -215,29 +215,31 @@ def test_the_table_a_question_names_is_queried_before_better_ranked_ones(llm_cha
     budget, staff = tables[("budget_2026.xlsx", "By Department")], tables[("employees.csv", None)]
     report = next(t for (name, _), t in tables.items() if name == "q3_2026_quarterly_report.pdf")
     ranked = [(None, budget), (None, report), (None, staff)]  # as retrieval ranked the chunks: budget rows first
-    chosen = by_identity("How many employees in the staff directory are based in Toronto?", ranked)  # type: ignore
-    assert chosen[0][1] is staff
-    chosen = by_identity("How many people in the staff directory are based in Toronto?", ranked)  # type: ignore
-    assert chosen[0][1] is staff  # "people" and "staff" name the employees table, not the budget's staff costs
-    chosen = by_identity("In which quarter of 2026 is budgeted total revenue highest?", ranked[::-1])  # type: ignore
-    assert chosen[0][1] is budget
-    # A question that names no plan asks what happened: the report before the budget workbook ranked above it.
-    summary = tables[("budget_2026.xlsx", "Summary")]
-    chosen = by_identity("What was total revenue in Q3 2026 in GBP thousands?", [(None, summary), (None, report)])  # type: ignore
-    assert chosen[0][1] is report
-    chosen = by_identity("What was budgeted total revenue in Q3 2026?", [(None, report), (None, summary)])  # type: ignore
-    assert chosen[0][1] is summary
-    chosen = by_identity("What was the operating profit variance against budget in Q3 2026?",  # type: ignore
-                         [(None, summary), (None, report)])
-    assert chosen[0][1] is report  # the budget as the yardstick: the question asks what happened
-    # Nothing in the question names a table: retrieval order stands, but for the plan that goes last.
-    assert by_identity("Who is in Toronto?", ranked) == [ranked[1], ranked[2], ranked[0]]  # type: ignore[arg-type]
-    assert by_identity("Who is in Toronto?", ranked[1:]) == ranked[1:]  # type: ignore[arg-type]
-    # A person the question names: the table where they have their own row (the directory), not the budget where
-    # they own one row per office.
     from app.table_qa import TableAnswerer
 
     qa = TableAnswerer(llm_chat.tables, generator=None)
+    chosen = qa.by_words("How many employees in the staff directory are based in Toronto?", ranked)  # type: ignore
+    assert chosen[0][1] is staff
+    chosen = qa.by_words("How many people in the staff directory are based in Toronto?", ranked)  # type: ignore
+    assert chosen[0][1] is staff  # "people" and "staff" name the employees table, not the budget's staff costs
+    chosen = qa.by_words("In which quarter of 2026 is budgeted total revenue highest?", ranked[::-1])  # type: ignore
+    assert chosen[0][1] is budget
+    # A question that names no plan asks what happened: the report before the budget workbook ranked above it.
+    summary = tables[("budget_2026.xlsx", "Summary")]
+    chosen = qa.by_words("What was total revenue in Q3 2026 in GBP thousands?", [(None, summary), (None, report)])  # type: ignore
+    assert chosen[0][1] is report
+    chosen = qa.by_words("What was budgeted total revenue in Q3 2026?", [(None, report), (None, summary)])  # type: ignore
+    assert chosen[0][1] is summary
+    chosen = qa.by_words("What was the operating profit variance against budget in Q3 2026?",  # type: ignore
+                         [(None, summary), (None, report)])
+    assert chosen[0][1] is report  # the budget as the yardstick: the question asks what happened
+    # Nothing in the question names a table: the plan goes last; "Toronto", a cell of the budget and the directory,
+    # weighs little against the report's better rank among three, and outweighs it where the directory alone
+    # holds it.
+    assert qa.by_words("Who is in Toronto?", ranked) == [ranked[1], ranked[2], ranked[0]]  # type: ignore[arg-type]
+    assert qa.by_words("Who is in Toronto?", ranked[1:]) == ranked[:0:-1]  # type: ignore[arg-type]
+    # A person the question names: the table where they have their own row (the directory), not the budget where
+    # they own one row per office.
     chosen = qa._by_own_row("Which office is Daniel Ferreira based in?", [(None, budget), (None, staff)])  # type: ignore
     assert chosen[0][1] is staff
     assert qa._by_own_row("Which office has most staff?", [(None, budget), (None, staff)])[0][1] is budget  # type: ignore
@@ -626,10 +628,10 @@ def test_the_table_holding_the_values_a_question_quotes_comes_first(settings: Se
         pairs = [(Source(n, Hit(f"c{n}", 1.0, {"doc_id": info.doc_id, "kind": "table"}), "", []), info)
                  for n, info in enumerate([infos["hockey_1994.csv"], infos["knicks_1996.csv"]], 1)]
         qa = TableAnswerer(store, generator=None)
-        chosen = qa._by_cells("who scored more points, larry johnson or charlie ward?", pairs)
+        chosen = qa.by_words("who scored more points, larry johnson or charlie ward?", pairs)
         assert [info.file_name for _, info in chosen] == ["knicks_1996.csv", "hockey_1994.csv"]
-        # No quoted value tells them apart: retrieval order stands.
-        assert qa._by_cells("which team scored the most points?", pairs) == pairs
+        # "team" heads only the hockey table, which retrieval ranked first: it stays first.
+        assert qa.by_words("which team scored the most points?", pairs) == pairs
 
 
 def test_a_header_line_read_as_a_row_is_no_answer(settings: Settings, tmp_path: Path) -> None:
