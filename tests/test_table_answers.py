@@ -17,7 +17,14 @@ from pathlib import Path
 import pytest
 
 from app.chat import ChatPipeline
-from app.table_qa import counted_nothing, error_with_hint, extract_sql, provenance_sql, show_value
+from app.table_qa import (
+    TableAnswerer,
+    counted_nothing,
+    error_with_hint,
+    extract_sql,
+    provenance_sql,
+    show_value,
+)
 from erag.access import UNRESTRICTED
 from erag.settings import Settings
 from erag.users import User
@@ -53,7 +60,6 @@ def answered_by_rule(settings: Settings, folder: Path, file_name: str, text: str
     """One table file ingested, and a TableAnswerer with no model over it (a rule needs none: a model call would
     fail); yields the store, the table's entry, the answerer and `computed(question)`, the rule's values."""
     from app.evidence import Source
-    from app.table_qa import TableAnswerer
     from erag.schema import Hit
 
     with one_table(settings, folder, file_name, text) as (store, info):
@@ -215,8 +221,6 @@ def test_the_table_a_question_names_is_queried_before_better_ranked_ones(llm_cha
     budget, staff = tables[("budget_2026.xlsx", "By Department")], tables[("employees.csv", None)]
     report = next(t for (name, _), t in tables.items() if name == "q3_2026_quarterly_report.pdf")
     ranked = [(None, budget), (None, report), (None, staff)]  # as retrieval ranked the chunks: budget rows first
-    from app.table_qa import TableAnswerer
-
     qa = TableAnswerer(llm_chat.tables, generator=None)
     chosen = qa.by_words("How many employees in the staff directory are based in Toronto?", ranked)  # type: ignore
     assert chosen[0][1] is staff
@@ -231,7 +235,7 @@ def test_the_table_a_question_names_is_queried_before_better_ranked_ones(llm_cha
     chosen = qa.by_words("What was budgeted total revenue in Q3 2026?", [(None, report), (None, summary)])  # type: ignore
     assert chosen[0][1] is summary
     chosen = qa.by_words("What was the operating profit variance against budget in Q3 2026?",  # type: ignore
-                         [(None, summary), (None, report)])
+                          [(None, summary), (None, report)])
     assert chosen[0][1] is report  # the budget as the yardstick: the question asks what happened
     # Nothing in the question names a table: the plan goes last; "Toronto", a cell of the budget and the directory,
     # weighs little against the report's better rank among three, and outweighs it where the directory alone
@@ -608,7 +612,7 @@ def test_a_lookup_naming_a_row_and_a_column_is_read_from_the_table(llm_chat: Cha
 
 def test_the_table_holding_the_values_a_question_quotes_comes_first(settings: Settings, tmp_path: Path) -> None:
     from app.evidence import Source
-    from app.table_qa import TableAnswerer, cell_phrases
+    from app.table_qa import cell_phrases
     from erag.schema import Hit
 
     assert {"larry johnson", "charlie ward", "points"} <= cell_phrases("who scored more points, larry johnson or "
