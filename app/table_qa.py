@@ -748,7 +748,7 @@ class TableAnswerer:
         was replaced meanwhile)."""
         labels = _identity_stems(" ".join(c.label for c in info.columns[1:]))
         try:
-            rows = self.tables.rows(info, limit=min(max(info.row_count, 1), limit))
+            rows = self.tables.rows(info, limit=limit)
         except StaleTableError:
             return labels
         return labels | word_stems(" ".join(str(v) for r in rows for v in r.texts.values()))
