@@ -50,6 +50,7 @@ from app.sql_intent import (
     years_not_read,
 )
 from app.two_rows import TwoRowQuestion, totals_named, two_row_sql
+from app.value_links import relocate
 from erag.access import GroupScope
 from erag.table_types import is_dash
 from index.tables import ColumnInfo, QueryError, QueryResult, StaleTableError, TableInfo, TableRow, TableStore
@@ -114,8 +115,8 @@ class Computation:
     # of the source card ("the period one row peaks in"); empty when the model wrote it.
     rule: str = ""
     written: str = ""  # the query before its text matches were relaxed: its literals as the model wrote them
-    # The rules that corrected the model's query (app/row_order.py, app/sql_intent.py), named for the source card
-    # and the evaluation's reports: "written by the model" alone would not say who chose the rows.
+    # The rules that corrected the model's query (app/row_order.py, app/sql_intent.py, app/value_links.py), named
+    # for the source card and the evaluation's reports: "written by the model" alone would not say who chose the rows.
     rewrites: list[str] = field(default_factory=list)
 
     @property
@@ -663,6 +664,23 @@ class TableAnswerer:
         computation.rewrites.append("total rows left out")
         return computation.ok
 
+    def _relocated(self, computation: Computation, sql: str, tables: Sequence[TableInfo]) -> list[str]:
+        """Run `sql` again with its text filters moved to where the tables hold their text (`relocate`), keeping
+        the result when it has rows; returns what was found for the model's retry otherwise."""
+        def run(query: str, read: Sequence[TableInfo]) -> list[tuple]:
+            return self.tables.query(query, read).rows
+
+        try:
+            found = relocate(sql, tables, run, relax=lambda q: relax_text_matches(q, tables))
+            result = self.tables.query(relax_text_matches(found.sql, tables), tables) if found.sql else None
+        except QueryError:
+            return []
+        if result is not None and result.rows and not counted_nothing(result.sql, result):
+            computation.result, computation.sql = result, result.sql
+            computation.rewrites.append("text found in " + "; ".join(found.moved))
+            return []
+        return found.facts
+
     def _total_rows(self, info: TableInfo) -> list[int]:
         """Row ids whose first text cell reads as a total ("Total revenue", "Grand total"): a small model counts and
         ranks them with the line items unless told which they are."""
@@ -828,12 +846,15 @@ class TableAnswerer:
                     total = False
                 if computation.ok and not total and not counted_nothing(computation.sql, computation.result):
                     break
+                facts = [] if total else self._relocated(computation, sql, tables)
+                if not total and computation.ok and not counted_nothing(computation.sql, computation.result):
+                    break
                 if attempt == 2:
                     computation.result = None  # nothing matched twice: the text answer takes the question
                     break
                 # No rows is most often a text value written otherwise than in the table ("US Bank Plaza" for
                 # "U.S. Bank Plaza"): one retry is cheap, as the generator keeps the evaluated schema (`shared`).
-                error, previous = (TOTAL_ROW_HINT if total else NO_ROWS_HINT), sql
+                error, previous = (TOTAL_ROW_HINT if total else " ".join([NO_ROWS_HINT, *facts])), sql
             except StaleTableError as exc:  # replaced while we worked: the next question sees the new version
                 error = str(exc)
                 break

@@ -442,6 +442,41 @@ def test_rows_placed_by_position_and_text_written_otherwise_are_found(settings: 
         assert row_order_sql(question, sql) is None, question
 
 
+def test_a_text_filter_that_matches_no_row_moves_to_where_the_table_holds_the_text(
+        settings: Settings, tmp_path: Path) -> None:
+    from app.table_qa import relax_text_matches
+    from app.value_links import relocate
+
+    games = ("Date,Opponent,Site,Result\nSeptember 26,Stanford,\"Autzen Stadium • Eugene, OR\",W 31-7\n"
+             "October 3,Arizona,\"Arizona Stadium • Tucson, AZ\",L 10-14\n"
+             "October 24,Washington,\"Autzen Stadium • Eugene, OR\",W 20-13\n"
+             "October 31,Oregon State,\"Reser Stadium • Corvallis, OR\",W 14-3\n")
+    with one_table(settings, tmp_path / "sports", "oregon_ducks_1998_season.csv", games) as (store, info):
+        assert "oregon ducks" in info.title.lower(), info.title
+
+        def run(sql: str, read=(info,)) -> list[tuple]:
+            return store.query(sql, list(read)).rows
+
+        def moved(sql: str) -> list[tuple] | None:
+            found = relocate(sql, [info], run, relax=lambda q: relax_text_matches(q, [info]))
+            return run(relax_text_matches(found.sql, [info])) if found.sql else None
+
+        # The city inside the site's cells: matched as words within them, not as the whole cell.
+        assert moved(f"SELECT COUNT(*) FROM {info.name} WHERE site = 'eugene'") == [(2,)]
+        # A team filtered on the wrong column: the one column holding it as a whole cell.
+        assert moved(f"SELECT site FROM {info.name} WHERE result = 'Arizona'") == [("Arizona Stadium • Tucson, AZ",)]
+        # The table's subject, in its title and no cell: every row is about it, the filter goes.
+        assert moved(f"SELECT COUNT(*) FROM {info.name} WHERE opponent = 'oregon ducks'") == [(4,)]
+        # A filter that matches on its own stays; a text found nowhere is not moved but its nearest values are told.
+        assert relocate(f"SELECT COUNT(*) FROM {info.name} WHERE opponent = 'Stanford' AND site = 'Corvallis'",
+                        [info], run, relax=lambda q: relax_text_matches(q, [info])).moved == [
+            "'Corvallis' within site"]
+        lost = relocate(f"SELECT result FROM {info.name} WHERE opponent = 'Washingtn'", [info], run)
+        assert lost.sql is None and "'Washington'" in lost.facts[0], lost.facts
+        # Too short to look for inside cells ("OR" is in three sites): left to the model.
+        assert relocate(f"SELECT COUNT(*) FROM {info.name} WHERE result = 'or'", [info], run).sql is None
+
+
 def test_a_which_question_answered_with_a_figure_names_its_row(settings: Settings, tmp_path: Path) -> None:
     from app.sql_intent import label_for_which
 
