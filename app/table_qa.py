@@ -280,6 +280,13 @@ _PERIOD_COLUMN = re.compile(r"^(?:(?:q[1-4]|h[12]|fy|ytd|\d{2,4}|actual|budget|p
 _PEOPLE = {"peopl", "perso", "staff", "emplo", "colle", "worke", "workf", "headc", "membe"}
 
 
+# Stems of what a question computes, not of what it is about: "What was the change in total debt?" put a table whose
+# row reads "Total change in general and administrative expenses" before the one holding "Total debt" (TAT-QA dev).
+# Left out of the words `by_words` looks for; on wtq_dev the first table right is unchanged (0.656 -> 0.657,
+# simulated over the stored candidates of 2,831 questions).
+_OPERATION = {"chang", "diffe", "incre", "decre", "avera", "perce", "media", "ratio", "growt"}
+
+
 def _identity_stems(text: str) -> set[str]:
     stems = _stems(text)
     return stems | {"emplo"} if stems & _PEOPLE else stems
@@ -746,7 +753,7 @@ class TableAnswerer:
         budget's "Staff costs" must not outweigh "employees" naming employees.csv for "the staff directory"."""
         if len(pairs) < 2:
             return pairs
-        asked = _identity_stems(question)
+        asked = _identity_stems(question) - _OPERATION
         names = [name_stems(t) for _, t in pairs]
         words = [name | self._word_stems(t) for name, (_, t) in zip(names, pairs, strict=True)]
         held = {w: sum(w in found for found in words) for w in asked}

@@ -653,24 +653,37 @@ def test_the_table_holding_the_values_a_question_quotes_comes_first(settings: Se
     assert {"larry johnson", "charlie ward", "points"} <= cell_phrases("who scored more points, larry johnson or "
                                                                        "charlie ward?")
     assert not {"or", "1994", "in"} & cell_phrases("who scored more points in 1994 or later?")  # a year fills any table
-    folder = tmp_path / "sport"
+    folder = tmp_path / "tables"
     folder.mkdir()
     # Retrieval ranked the hockey table first (its chunk says "points"); the names are cells of the other one.
     (folder / "hockey_1994.csv").write_text("Team,Games,Points\nTampa Bay Lightning,48,42\nNew York Rangers,48,"
                                             "52\nBoston Bruins,48,57\n")
     (folder / "knicks_1996.csv").write_text("Player,Games,Points\nLarry Johnson,76,1234\nCharlie Ward,79,"
                                             "410\nPatrick Ewing,76,1700\n")
+    # What a question computes ("change") does not say which table: the one holding "total debt" is the one.
+    (folder / "expense_changes.csv").write_text(
+        "Item,2018,2017\nPayroll,\"$4,089\",\"$22,908\"\nFacilities,\"(4,537)\",\"5,777\"\n"
+        "Total change in general and administrative expenses,\"$2,682\",\"$34,874\"\n")
+    (folder / "five_year_summary.csv").write_text(
+        "Item,2018,2017\nTotal assets,\"$545,118\",\"$628,027\"\nTotal debt,\"$24,600\",\"$25,700\"\n")
     with IngestPipeline(settings, progress=False) as pipeline:
         assert not pipeline.run([folder]).failed
     with open_table_store(settings) as store:
         infos = {i.file_name: i for i in store.catalog(UNRESTRICTED)}
-        pairs = [(Source(n, Hit(f"c{n}", 1.0, {"doc_id": info.doc_id, "kind": "table"}), "", []), info)
-                 for n, info in enumerate([infos["hockey_1994.csv"], infos["knicks_1996.csv"]], 1)]
         qa = TableAnswerer(store, generator=None)
-        chosen = qa.by_words("who scored more points, larry johnson or charlie ward?", pairs)
-        assert [info.file_name for _, info in chosen] == ["knicks_1996.csv", "hockey_1994.csv"]
+
+        def first(question: str, *ranked: str) -> str:
+            """The file `by_words` puts first among `ranked`, which retrieval ranked in that order."""
+            pairs = [(Source(n, Hit(f"c{n}", 1.0, {"doc_id": infos[name].doc_id, "kind": "table"}), "", []),
+                      infos[name]) for n, name in enumerate(ranked, 1)]
+            return qa.by_words(question, pairs)[0][1].file_name
+
+        assert first("who scored more points, larry johnson or charlie ward?", "hockey_1994.csv",
+                     "knicks_1996.csv") == "knicks_1996.csv"
         # "team" heads only the hockey table, which retrieval ranked first: it stays first.
-        assert qa.by_words("which team scored the most points?", pairs) == pairs
+        assert first("which team scored the most points?", "hockey_1994.csv", "knicks_1996.csv") == "hockey_1994.csv"
+        assert first("What was the change in total debt between 2017 and 2018?", "expense_changes.csv",
+                     "five_year_summary.csv") == "five_year_summary.csv"
 
 
 def test_a_header_line_read_as_a_row_is_no_answer(settings: Settings, tmp_path: Path) -> None:
