@@ -91,6 +91,8 @@ def _filters(tree: exp.Expression) -> list[_Filter]:
 
 
 def _count(run: Run, table: TableInfo, condition: exp.Expression, relax: Callable[[str], str]) -> int:
+    for column in condition.find_all(exp.Column):
+        column.set("table", None)  # "c.city" names an alias of the query's FROM, not of this one
     rows = run(relax(exp.select(exp.Count(this=exp.Star())).from_(table.name).where(condition).sql(dialect="duckdb")),
                [table])
     return int(rows[0][0] or 0) if rows else 0

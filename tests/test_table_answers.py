@@ -461,8 +461,9 @@ def test_a_text_filter_that_matches_no_row_moves_to_where_the_table_holds_the_te
             found = relocate(sql, [info], run, relax=lambda q: relax_text_matches(q, [info]))
             return run(relax_text_matches(found.sql, [info])) if found.sql else None
 
-        # The city inside the site's cells: matched as words within them, not as the whole cell.
+        # The city inside the site's cells: matched as words within them, not as the whole cell (also under an alias).
         assert moved(f"SELECT COUNT(*) FROM {info.name} WHERE site = 'eugene'") == [(2,)]
+        assert moved(f"SELECT COUNT(*) FROM {info.name} AS g WHERE g.site = 'eugene'") == [(2,)]
         # A team filtered on the wrong column: the one column holding it as a whole cell.
         assert moved(f"SELECT site FROM {info.name} WHERE result = 'Arizona'") == [("Arizona Stadium • Tucson, AZ",)]
         # The table's subject, in its title and no cell: every row is about it, the filter goes.
