@@ -395,6 +395,22 @@ def extract_sql(reply: str) -> str:
     return _CITATION.sub("", sql).strip()
 
 
+def one_row_unordered(sql: str) -> str | None:
+    """`sql` without its ORDER BY when it aggregates the whole table (no GROUP BY): one row, so the order is moot,
+    and DuckDB refuses an order by a plain column ("column must appear in the GROUP BY clause"). The model writes
+    "SELECT COUNT(DISTINCT season) ... ORDER BY season DESC" for "how many consecutive times...", and its retry
+    kept the ORDER BY. None when the query is not of that shape."""
+    try:
+        tree = sqlglot.parse_one(sql, dialect="duckdb")
+    except sqlglot.errors.SqlglotError:
+        return None
+    if not isinstance(tree, exp.Select) or tree.args.get("group") or not tree.args.get("order") or tree.find(
+            exp.Window) or not tree.expressions or not all(e.find(exp.AggFunc) for e in tree.expressions):
+        return None
+    tree.set("order", None)
+    return tree.sql(dialect="duckdb")
+
+
 def relax_text_matches(sql: str, tables: Sequence[TableInfo] = ()) -> str:
     """Text compared as a person means it: `col = 'Text'` and `col LIKE 'text%'` without case and surrounding
     spaces, and a date column compared with a date written the way the table writes it ('January 26, 1982').
@@ -834,7 +850,8 @@ class TableAnswerer:
                                 or neighbour_of_named(question, q, labels)),
                                ("actual figures", lambda q: actual_not_planned(question, q, tables)),
                                ("row label named", lambda q: label_named(question, q, labels)),
-                               ("row name selected", lambda q: label_for_which(question, q, tables))):
+                               ("row name selected", lambda q: label_for_which(question, q, tables)),
+                               ("order of one row dropped", one_row_unordered)):
                 fixed = rule(sql) if sql else None
                 if fixed:
                     sql = fixed

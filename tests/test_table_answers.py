@@ -22,6 +22,7 @@ from app.table_qa import (
     counted_nothing,
     error_with_hint,
     extract_sql,
+    one_row_unordered,
     provenance_sql,
     show_value,
 )
@@ -116,6 +117,12 @@ def test_sql_helpers_read_the_models_reply_and_trace_rows() -> None:
     assert provenance_sql("SELECT name FROM staff ORDER BY salary DESC LIMIT 1") == (
         "SELECT row_id FROM staff ORDER BY salary DESC LIMIT 1")
     assert provenance_sql("SELECT a.x FROM a JOIN b ON a.id = b.id") is None
+    # an aggregate over the whole table is one row: its ORDER BY goes (DuckDB refuses one by a plain column)
+    assert one_row_unordered("SELECT COUNT(DISTINCT season) FROM t WHERE tier = 4 ORDER BY season DESC LIMIT 1") == (
+        "SELECT COUNT(DISTINCT season) FROM t WHERE tier = 4 LIMIT 1")
+    for kept in ("SELECT season FROM t ORDER BY season", "SELECT tier, COUNT(*) FROM t GROUP BY tier ORDER BY 2",
+                 "SELECT COUNT(*) FROM t", "SELECT season, COUNT(*) OVER () FROM t ORDER BY season"):
+        assert one_row_unordered(kept) is None, kept
     assert [show_value(v) for v in (15400, 90333.3333, None, "x")] == ["15,400", "90,333.33", "", "x"]
     assert show_value(2002, plain=True) == "2002"
     # the fixes a small model misses are named with the engine's message; other errors pass through as they are
