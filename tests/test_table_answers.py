@@ -674,17 +674,24 @@ def test_the_table_holding_the_values_a_question_quotes_comes_first(settings: Se
         "Total change in general and administrative expenses,\"$2,682\",\"$34,874\"\n")
     (folder / "five_year_summary.csv").write_text(
         "Item,2018,2017\nTotal assets,\"$545,118\",\"$628,027\"\nTotal debt,\"$24,600\",\"$25,700\"\n")
+    (folder / "balance_sheet.csv").write_text(
+        "Item,2019,2018\nTotal assets,\"$669,094\",\"$545,118\"\nTotal debt,\"$23,500\",\"$24,600\"\n")
     with IngestPipeline(settings, progress=False) as pipeline:
         assert not pipeline.run([folder]).failed
     with open_table_store(settings) as store:
         infos = {i.file_name: i for i in store.catalog(UNRESTRICTED)}
         qa = TableAnswerer(store, generator=None)
 
+        def sources(*ranked: str) -> list[Source]:
+            """A table source per file, ranked by retrieval in that order."""
+            return [Source(n, Hit(f"c{n}", 1.0, {"doc_id": infos[name].doc_id, "kind": "table",
+                                                 "version": infos[name].version}), "", [])
+                    for n, name in enumerate(ranked, 1)]
+
         def first(question: str, *ranked: str) -> str:
-            """The file `by_words` puts first among `ranked`, which retrieval ranked in that order."""
-            pairs = [(Source(n, Hit(f"c{n}", 1.0, {"doc_id": infos[name].doc_id, "kind": "table"}), "", []),
-                      infos[name]) for n, name in enumerate(ranked, 1)]
-            return qa.by_words(question, pairs)[0][1].file_name
+            """The file `by_words` puts first among `ranked`."""
+            return qa.by_words(question, list(zip(sources(*ranked), [infos[n] for n in ranked], strict=True)))[0][
+                1].file_name
 
         assert first("who scored more points, larry johnson or charlie ward?", "hockey_1994.csv",
                      "knicks_1996.csv") == "knicks_1996.csv"
@@ -692,6 +699,12 @@ def test_the_table_holding_the_values_a_question_quotes_comes_first(settings: Se
         assert first("which team scored the most points?", "hockey_1994.csv", "knicks_1996.csv") == "hockey_1994.csv"
         assert first("What was the change in total debt between 2017 and 2018?", "expense_changes.csv",
                      "five_year_summary.csv") == "five_year_summary.csv"
+        # Ranked third, past the two tables the model would see, the one table with both years and the row asked
+        # is still the one computed over: a rule reads every candidate (no model here: a model call would fail).
+        computed = qa.run("What was the change in total debt between 2017 and 2018?",
+                          sources("expense_changes.csv", "balance_sheet.csv", "five_year_summary.csv"), UNRESTRICTED)
+        assert computed is not None and computed.by_rule and computed.values() == "-$1,100", computed.error
+        assert computed.tables[0].file_name == "five_year_summary.csv"
 
 
 def test_a_header_line_read_as_a_row_is_no_answer(settings: Settings, tmp_path: Path) -> None:
