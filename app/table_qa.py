@@ -694,7 +694,8 @@ class TableAnswerer:
             return self.tables.query(query, read).rows
 
         try:
-            found = relocate(sql, tables, run, relax=lambda q: relax_text_matches(q, tables))
+            found = relocate(sql, tables, run, relax=lambda q: relax_text_matches(q, tables),
+                             question=computation.question)
             result = self.tables.query(relax_text_matches(found.sql, tables), tables) if found.sql else None
         except QueryError:
             return []

@@ -113,6 +113,29 @@ def _counts(run: Run, table: TableInfo, columns: Sequence[str], text: str) -> di
     return {name: (int(found[2 * i] or 0), int(found[2 * i + 1] or 0)) for i, name in enumerate(columns)}
 
 
+def _question_phrases(question: str, text: str, reach: int = 3) -> list[str]:
+    """Runs of the question's words that hold `text`'s words with up to `reach` more on either side, longest first:
+    the model wrote 'Gandhara' where the question says "antara gandhara", one of several Gandharas in the column."""
+    asked, wanted = _WORD.findall(question.lower()), _WORD.findall(text.lower())
+    n = len(wanted)
+    out: list[str] = []
+    for i in (i for i in range(len(asked) - n + 1) if n and asked[i:i + n] == wanted):
+        out += [" ".join(asked[i - left:i + n + right]) for left in range(min(reach, i) + 1)
+                for right in range(min(reach, len(asked) - i - n) + 1) if left or right]
+    return sorted(set(out), key=lambda phrase: (-len(phrase), phrase))
+
+
+def _whole_cell_phrase(run: Run, table: TableInfo, column: str, phrases: Sequence[str]) -> str | None:
+    """The longest of `phrases` that is a whole cell of `column`, in one query."""
+    if not phrases:
+        return None
+    col = exp.column(column, quoted=True)
+    parts = [exp.Sum(this=exp.Case(ifs=[exp.If(this=_same_cell(col, p), true=exp.Literal.number(1))],
+                                   default=exp.Literal.number(0))) for p in phrases]
+    rows = run(exp.select(*parts).from_(table.name).sql(dialect="duckdb"), [table])
+    return next((p for p, n in zip(phrases, rows[0] if rows else (), strict=False) if n), None)
+
+
 def _nearest(run: Run, table: TableInfo, column: str, text: str, k: int = 3) -> list[str]:
     col = exp.column(column, quoted=True)
     sql = (f"SELECT DISTINCT {col.sql(dialect='duckdb')}, jaro_winkler_similarity(lower(CAST("
@@ -122,7 +145,7 @@ def _nearest(run: Run, table: TableInfo, column: str, text: str, k: int = 3) -> 
 
 
 def relocate(sql: str, tables: Sequence[TableInfo], run: Run,
-             relax: Callable[[str], str] = lambda sql: sql) -> Relocation:
+             relax: Callable[[str], str] = lambda sql: sql, question: str = "") -> Relocation:
     """Move each text filter of `sql` that matches no row of its table to where its text is (see the module).
 
     `relax` gives a query as the store runs it (`relax_text_matches`: text compared without case or punctuation),
@@ -147,7 +170,11 @@ def relocate(sql: str, tables: Sequence[TableInfo], run: Run,
         same = [n for n, (whole, _) in counts.items() if whole and n != column.name]
         within = [n for n, (_, part) in counts.items() if part and n != column.name]
         quoted = f"'{f.text}'"
-        if long_enough and counts.get(column.name, (0, 0))[1]:
+        phrase = _whole_cell_phrase(run, table, column.name, _question_phrases(question, f.text)) if question else None
+        if phrase is not None:
+            replace[id(f.node)] = _same_cell(exp.column(column.name, quoted=True), phrase)
+            found.moved.append(f"'{phrase}' in {column.name}, as the question says")
+        elif long_enough and counts.get(column.name, (0, 0))[1]:
             replace[id(f.node)] = _within(exp.column(column.name, quoted=True), f.text)
             found.moved.append(f"{quoted} within {column.name}")
         elif len(same) == 1:

@@ -456,7 +456,7 @@ def test_a_text_filter_that_matches_no_row_moves_to_where_the_table_holds_the_te
 
     games = ("Date,Opponent,Site,Result\nSeptember 26,Stanford,\"Autzen Stadium • Eugene, OR\",W 31-7\n"
              "October 3,Arizona,\"Arizona Stadium • Tucson, AZ\",L 10-14\n"
-             "October 24,Washington,\"Autzen Stadium • Eugene, OR\",W 20-13\n"
+             "October 24,Washington State,\"Autzen Stadium • Eugene, OR\",W 20-13\n"
              "October 31,Oregon State,\"Reser Stadium • Corvallis, OR\",W 14-3\n")
     with one_table(settings, tmp_path / "sports", "oregon_ducks_1998_season.csv", games) as (store, info):
         assert "oregon ducks" in info.title.lower(), info.title
@@ -480,7 +480,11 @@ def test_a_text_filter_that_matches_no_row_moves_to_where_the_table_holds_the_te
                         [info], run, relax=lambda q: relax_text_matches(q, [info])).moved == [
             "'Corvallis' within site"]
         lost = relocate(f"SELECT result FROM {info.name} WHERE opponent = 'Washingtn'", [info], run)
-        assert lost.sql is None and "'Washington'" in lost.facts[0], lost.facts
+        assert lost.sql is None and "'Washington State'" in lost.facts[0], lost.facts
+        # Two opponents hold "State": the question's own words around it name the one cell.
+        found = relocate(f"SELECT result FROM {info.name} WHERE opponent = 'State'", [info], run,
+                         question="What was the result against Washington State?")
+        assert found.sql is not None and run(found.sql) == [("W 20-13",)], found.moved
         # Too short to look for inside cells ("OR" is in three sites): left to the model.
         assert relocate(f"SELECT COUNT(*) FROM {info.name} WHERE result = 'or'", [info], run).sql is None
 
