@@ -9,6 +9,8 @@ question seems to name ("township = 'leavenworth'"), and gets no row: on the 60 
 12 of the 24 questions the table path gave up on were queries that returned nothing or a zero count. A second try
 with "check your text values" rarely finds the cell, because the model sees only three sample rows. The table does
 know: each filter that matches nothing on its own is looked up in the cells, and moved where the text is:
+  * the question's own words around the text, when they are a whole cell of the column ('Gandhara' is one of
+    several Gandharas; the question says "antara gandhara");
   * a whole word run inside the same column's cells ("Autzen Stadium • Eugene, OR"): matched as words within;
   * a whole cell of exactly one other column: compared with that column;
   * words within exactly one other column's cells: matched there;
