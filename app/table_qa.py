@@ -128,6 +128,11 @@ class Computation:
         return self.result is not None and bool(self.result.rows) and not all(
             v is None for row in self.result.rows for v in row) and not self.reads_a_header()
 
+    @property
+    def answered(self) -> bool:
+        """A result to state: rows (`ok`), and not a count or sum over a filter that matched nothing."""
+        return self.ok and not counted_nothing(self.sql, self.result)
+
     def reads_a_header(self) -> bool:
         """Every value returned is its own column's header: a header line stored as a row (a TAT-QA table restates
         its headers above a second block of years), not data. "What was the revenue in the fiscal 2019 third
@@ -875,10 +880,8 @@ class TableAnswerer:
                 total = computation.ok and is_total_row_answer(question, computation.result.rows)
                 if total and self._past_totals(computation, sql, tables):
                     total = False
-                if computation.ok and not total and not counted_nothing(computation.sql, computation.result):
-                    break
-                facts = [] if total else self._relocated(computation, sql, tables)
-                if not total and computation.ok and not counted_nothing(computation.sql, computation.result):
+                facts = [] if total or computation.answered else self._relocated(computation, sql, tables)
+                if not total and computation.answered:
                     break
                 if attempt == 2:
                     computation.result = None  # nothing matched twice: the text answer takes the question

@@ -86,8 +86,9 @@ def _filters(tree: exp.Expression) -> list[_Filter]:
         if isinstance(right, exp.Column) and isinstance(left, exp.Literal):
             left, right = right, left
         if isinstance(left, exp.Column) and isinstance(right, exp.Literal) and right.is_string:
-            text = right.this.strip("%") if isinstance(node, (exp.Like, exp.ILike)) else right.this
-            if _WORD.search(text) and not re.search(r"[%_]", text if isinstance(node, (exp.Like, exp.ILike)) else ""):
+            like = isinstance(node, (exp.Like, exp.ILike))
+            text = right.this.strip("%") if like else right.this
+            if _WORD.search(text) and not (like and re.search(r"[%_]", text)):  # an inner wildcard: a real pattern
                 out.append(_Filter(node, left.name, text))
     return out
 
@@ -100,19 +101,21 @@ def _count(run: Run, table: TableInfo, condition: exp.Expression, relax: Callabl
     return int(rows[0][0] or 0) if rows else 0
 
 
+def _tallies(run: Run, table: TableInfo, conditions: Sequence[exp.Expression]) -> list[int]:
+    """How many rows of `table` meet each condition, in one query."""
+    if not conditions:
+        return []
+    sums = [exp.Sum(this=exp.Case(ifs=[exp.If(this=c, true=exp.Literal.number(1))], default=exp.Literal.number(0)))
+            for c in conditions]
+    rows = run(exp.select(*sums).from_(table.name).sql(dialect="duckdb"), [table])
+    return [int(n or 0) for n in rows[0]] if rows else [0] * len(conditions)
+
+
 def _counts(run: Run, table: TableInfo, columns: Sequence[str], text: str) -> dict[str, tuple[int, int]]:
-    """Per text column: (rows whose cell is `text`, rows whose cell holds its words), in one query."""
-    parts = []
-    for name in columns:
-        col = exp.column(name, quoted=True)
-        for condition in (_same_cell(col, text), _within(col, text)):
-            parts.append(exp.Sum(this=exp.Case(ifs=[exp.If(this=condition, true=exp.Literal.number(1))],
-                                               default=exp.Literal.number(0))))
-    if not parts:
-        return {}
-    rows = run(exp.select(*parts).from_(table.name).sql(dialect="duckdb"), [table])
-    found = rows[0] if rows else (0,) * len(parts)
-    return {name: (int(found[2 * i] or 0), int(found[2 * i + 1] or 0)) for i, name in enumerate(columns)}
+    """Per text column: (rows whose cell is `text`, rows whose cell holds its words)."""
+    cols = [exp.column(name, quoted=True) for name in columns]
+    found = _tallies(run, table, [c for col in cols for c in (_same_cell(col, text), _within(col, text))])
+    return {name: (found[2 * i], found[2 * i + 1]) for i, name in enumerate(columns)}
 
 
 def _question_phrases(question: str, text: str, reach: int = 3) -> list[str]:
@@ -129,13 +132,9 @@ def _question_phrases(question: str, text: str, reach: int = 3) -> list[str]:
 
 def _whole_cell_phrase(run: Run, table: TableInfo, column: str, phrases: Sequence[str]) -> str | None:
     """The longest of `phrases` that is a whole cell of `column`, in one query."""
-    if not phrases:
-        return None
     col = exp.column(column, quoted=True)
-    parts = [exp.Sum(this=exp.Case(ifs=[exp.If(this=_same_cell(col, p), true=exp.Literal.number(1))],
-                                   default=exp.Literal.number(0))) for p in phrases]
-    rows = run(exp.select(*parts).from_(table.name).sql(dialect="duckdb"), [table])
-    return next((p for p, n in zip(phrases, rows[0] if rows else (), strict=False) if n), None)
+    found = _tallies(run, table, [_same_cell(col, p) for p in phrases])
+    return next((p for p, n in zip(phrases, found, strict=True) if n), None)
 
 
 def _nearest(run: Run, table: TableInfo, column: str, text: str, k: int = 3) -> list[str]:
@@ -166,17 +165,17 @@ def relocate(sql: str, tables: Sequence[TableInfo], run: Run,
         column = next(c for c in table.columns if c.name.lower() == f.column.lower())
         if column.type != "text" or _count(run, table, f.node.copy(), relax) > 0:
             continue
-        texts = [c.name for c in table.columns[1:] if c.type == "text"]
-        counts = _counts(run, table, texts, f.text)
+        phrase = _whole_cell_phrase(run, table, column.name, _question_phrases(question, f.text))
+        if phrase is not None:
+            replace[id(f.node)] = _same_cell(exp.column(column.name, quoted=True), phrase)
+            found.moved.append(f"'{phrase}' in {column.name}, as the question says")
+            continue
+        counts = _counts(run, table, [c.name for c in table.columns[1:] if c.type == "text"], f.text)
         long_enough = len("".join(_WORD.findall(f.text))) >= _MIN_WITHIN
         same = [n for n, (whole, _) in counts.items() if whole and n != column.name]
         within = [n for n, (_, part) in counts.items() if part and n != column.name]
         quoted = f"'{f.text}'"
-        phrase = _whole_cell_phrase(run, table, column.name, _question_phrases(question, f.text)) if question else None
-        if phrase is not None:
-            replace[id(f.node)] = _same_cell(exp.column(column.name, quoted=True), phrase)
-            found.moved.append(f"'{phrase}' in {column.name}, as the question says")
-        elif long_enough and counts.get(column.name, (0, 0))[1]:
+        if long_enough and counts.get(column.name, (0, 0))[1]:
             replace[id(f.node)] = _within(exp.column(column.name, quoted=True), f.text)
             found.moved.append(f"{quoted} within {column.name}")
         elif len(same) == 1:
