@@ -3,7 +3,7 @@
 Run: `.venv/bin/python bench/search_latency.py [--chunks 100000] [--queries 100]`
 
 The chunks are synthetic (random unit vectors, Zipf-distributed words for BM25): timing depends on the
-index size and layout, not on the meaning of the text. The query embedder (all-mpnet-base-v2) and the
+index size and layout, not on the meaning of the text. The query embedder (ERAG_EMBEDDER's) and the
 cross-encoder (packaged MiniLM weights with a fresh head, or the first N layers of them with
 `--rerank-layers N`) are the real models.
 """

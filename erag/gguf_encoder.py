@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from erag.model_files import ModelNotAvailable
-from erag.models import NOMIC_VARIANTS, nomic_dims, resolve_model_path
+from erag.models import packaged_nomic_dims, resolve_model_path
 
 NOMIC_PROMPTS = {"query": "search_query: ", "document": "search_document: "}
 # Text tokens per chunk, prompt and [CLS]/[SEP] not counted. The model reads 2,048, but the product's chunk
@@ -148,14 +148,7 @@ class GgufSentenceEncoder:
             self.model.close()
 
     def _prefix(self, prompt_name: str | None, prompt: str | None) -> str:
-        if prompt is not None:
-            return prompt
-        name = prompt_name or self.default_prompt_name
-        if name is None:
-            return ""
-        if name not in self.prompts:
-            raise ValueError(f"prompt_name '{name}' is not one of {sorted(self.prompts)}")
-        return self.prompts[name]
+        return prompt_prefix(self.prompts, prompt_name or self.default_prompt_name, prompt)
 
     def _fit(self, text: str) -> tuple[str, int]:
         """The text, cut to the window, and its token count. llama.cpp's own cut would drop the closing [SEP],
@@ -189,6 +182,18 @@ class GgufSentenceEncoder:
             yield np.asarray(group)
 
 
+def prompt_prefix(prompts: dict[str, str], name: str | None, prompt: str | None = None) -> str:
+    """The text put before every input: a literal `prompt`, else the prompt called `name` ("" for None), as
+    sentence-transformers reads `prompt` and `prompt_name`."""
+    if prompt is not None:
+        return prompt
+    if name is None:
+        return ""
+    if name not in prompts:
+        raise ValueError(f"prompt_name '{name}' is not one of {sorted(prompts)}")
+    return prompts[name]
+
+
 def matryoshka(pooled: np.ndarray, dims: int) -> np.ndarray:
     """Mean-pooled vectors cut to `dims` the nomic v1.5 way (layer norm over the full vector, then the first `dims`
     values; the caller L2-normalises); at full width they are returned as they are.
@@ -211,10 +216,7 @@ def nomic_tokenizer_path(cache: Path) -> Path:
 def load_nomic_encoder(name: str, cache: Path, threads: int = 2) -> GgufSentenceEncoder:
     """The packaged nomic-embed-text-v1.5 at the width its name asks for (768, or 256 for "...-256"), loaded
     once per process and width whichever alias names it."""
-    dims = nomic_dims(name)
-    if dims is None:
-        raise ModelNotAvailable(f"'{name}' is not a packaged nomic model (one of {', '.join(NOMIC_VARIANTS)})")
-    return _load_nomic(dims, Path(cache), threads)
+    return _load_nomic(packaged_nomic_dims(name), Path(cache), threads)
 
 
 @lru_cache(maxsize=2)

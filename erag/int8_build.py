@@ -18,6 +18,8 @@ found by calibration (peak / median channel magnitude over a few sentences) and 
 in float32; inputs that come straight from a LayerNorm have large ratios too but measured harmless, so
 they are quantized. Result for mpnet: mean cosine 0.993, about 2.5x the float32 throughput. Every build is
 checked against the float32 export on the calibration texts before it is used (`MIN_AGREEMENT`).
+`build_int8_copy` takes any exporter: erag/nomic_onnx.py builds nomic-embed-text-v1.5's copy from its GGUF and
+keeps its attention input projections float32 as well (`keep_float32`; measured there).
 
 The cache folder is keyed by the sha256 of the source model's files and of this recipe, so a changed
 model (or recipe) builds a new copy; `manifest.json` holds the sha256 of the int8 file, checked on load.
@@ -119,10 +121,23 @@ def build_int8_onnx(
 
     A damaged copy is rebuilt; concurrent processes wait for one builder through a file lock.
     """
+    source = Path(source)
+    return build_int8_copy(
+        cached_copy(source, cache, head), lambda target: _export(source, target, head), source,
+        {"source": str(source), "source_sha256": source_digest(source), "head": head}, log,
+    )
+
+
+def build_int8_copy(
+    folder: Path, export: Callable[[Path], list[str]], tokenizer: Path, about: dict,
+    log: Callable[[str], None] | None = None, keep_float32: Callable[[str], bool] | None = None,
+) -> Path:
+    """`folder`, holding the verified int8 copy of the float32 graph `export(path)` writes (it returns the graph's
+    input names), built under a file lock if it is missing or damaged. `tokenizer` is the folder whose tokenizer
+    feeds the calibration texts; `about` goes into the manifest (what the copy was built from); MatMuls whose
+    weight's name `keep_float32` accepts stay float32 besides those the outlier rule finds."""
     from filelock import FileLock
 
-    source = Path(source)
-    folder = cached_copy(source, cache, head)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):
         try:
@@ -132,25 +147,24 @@ def build_int8_onnx(
             shutil.rmtree(folder, ignore_errors=True)
         say = log or (lambda _msg: None)
         started = time.perf_counter()
-        say(f"building the int8 copy of {source.name} (once; cached in {folder.parent})")
+        name = folder.name
+        say(f"building the int8 copy {name} (once; cached in {folder.parent})")
         with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".staging-") as tmp:
             staging = Path(tmp)
             fp32 = staging / "float32.onnx"
-            inputs = _export(source, fp32, head)
-            excluded = _outlier_matmuls(fp32, source, inputs)
+            inputs = export(fp32)
+            excluded = _outlier_matmuls(fp32, tokenizer, inputs, keep_float32 or (lambda _name: False))
             _quantize(fp32, staging / "model.onnx", excluded)
-            agreement = _agreement(fp32, staging / "model.onnx", source, inputs)
+            agreement = _agreement(fp32, staging / "model.onnx", tokenizer, inputs)
             if agreement < MIN_AGREEMENT:
                 raise Int8BuildError(
-                    f"the int8 copy of {source.name} disagrees with the float32 model (mean cosine {agreement:.3f} "
+                    f"the int8 copy {name} disagrees with the float32 model (mean cosine {agreement:.3f} "
                     f"< {MIN_AGREEMENT}) on this CPU; run with ERAG_EMBED_PRECISION=float32 and report it")
             for path in staging.iterdir():
                 if path.name != "model.onnx":
                     path.unlink()
             manifest = {
-                "source": str(source),
-                "source_sha256": source_digest(source),
-                "head": head,
+                **about,
                 "recipe": RECIPE,
                 "inputs": inputs,
                 "excluded": excluded,
@@ -161,7 +175,7 @@ def build_int8_onnx(
             (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
             # Renamed into place only when complete: a killed build leaves no half-written copy in use.
             staging.rename(folder)
-        say(f"int8 copy of {source.name} built in {manifest['build_seconds']:.0f}s")
+        say(f"int8 copy {name} built in {manifest['build_seconds']:.0f}s")
     return folder
 
 
@@ -205,8 +219,9 @@ def _export(source: Path, target: Path, head: Head) -> list[str]:
     return names
 
 
-def _outlier_matmuls(fp32: Path, source: Path, inputs: list[str]) -> list[str]:
-    """Weight MatMuls whose input, not produced by a LayerNorm, has outlier channels (see module doc)."""
+def _outlier_matmuls(fp32: Path, source: Path, inputs: list[str], keep: Callable[[str], bool]) -> list[str]:
+    """Weight MatMuls whose input, not produced by a LayerNorm, has outlier channels (see module doc), and those
+    whose weight `keep` names."""
     import onnx
     from transformers import AutoTokenizer
 
@@ -236,7 +251,7 @@ def _outlier_matmuls(fp32: Path, source: Path, inputs: list[str]) -> list[str]:
     for node in matmuls:
         channel = peak[node.input[0]]
         ratio = float(channel.max() / (np.median(channel) + 1e-6))
-        if ratio > OUTLIER_RATIO and producers.get(node.input[0]) != "LayerNormalization":
+        if (ratio > OUTLIER_RATIO and producers.get(node.input[0]) != "LayerNormalization") or keep(node.input[1]):
             excluded.append(node.name)
     return excluded
 

