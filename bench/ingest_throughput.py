@@ -1,6 +1,6 @@
 """Ingestion throughput (chunks/s, split into parse, NER, embed, index) and index bytes per chunk.
 
-Run: `.venv/bin/python bench/ingest_throughput.py [PATH ...] [--embedders all-mpnet-base-v2,all-MiniLM-L6-v2]`
+Run: `.venv/bin/python bench/ingest_throughput.py [PATH ...] [--embedders nomic-embed-text-v1.5,all-mpnet-base-v2]`
 Default corpus: the sample company in data/ plus the HR-policy PDFs in ../shared/datasets/h2o_hr_policy.
 Each embedder ingests into a fresh index in a temporary folder; nothing is left behind.
 """
@@ -66,7 +66,7 @@ def bench(embedder_name: str, paths: list[Path]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="*", type=Path, default=[p for p in DEFAULT_PATHS if p.exists()])
-    parser.add_argument("--embedders", default="all-MiniLM-L6-v2,all-mpnet-base-v2")
+    parser.add_argument("--embedders", default="nomic-embed-text-v1.5,all-mpnet-base-v2,all-MiniLM-L6-v2")
     args = parser.parse_args()
     for name in args.embedders.split(","):
         bench(name, args.paths)

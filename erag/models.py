@@ -97,8 +97,9 @@ def resolve_model_path(name: str, cache: Path) -> str:
     """Map a packaged model name to a local folder; return other names and paths unchanged."""
     canonical = _ALIASES.get(name.lower())
     if nomic_dims(name) is not None:
-        raise ModelNotAvailable(f"{name} is a GGUF embedder run by llama.cpp: it serves as ERAG_EMBEDDER only "
-                                "(not as ERAG_BREAKPOINT_EMBEDDER, a reranker or ERAG_EMBED_PRECISION=float32 model)")
+        raise ModelNotAvailable(f"{name} ships as a GGUF, not a sentence-transformers folder: it serves as "
+                                "ERAG_EMBEDDER only (its int8 ONNX copy, or the GGUF on llama.cpp with "
+                                "ERAG_EMBED_PRECISION=float32), not as ERAG_BREAKPOINT_EMBEDDER or a reranker")
     if canonical == "all-mpnet-base-v2":
         return str(_unpack_mpnet(cache))
     if canonical == "all-MiniLM-L6-v2":

@@ -215,7 +215,8 @@ def test_bad_queries_get_clear_errors_or_sane_results(retriever: Retriever) -> N
 
 
 def test_fusion_ranks_a_document_both_retrievers_like_above_single_retriever_hits(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path, fusion_policy="fixed")  # the same weights for every query
+    # The same RRF weights for every query (mpnet's fusion; nomic's convex fusion is tested below).
+    settings = Settings(home=tmp_path, embedder="all-mpnet-base-v2", fusion_policy="fixed")
     store = EdgeStore(settings)
     store.ensure_collection(8, "synthetic")
     enc = SparseEncoder()
@@ -273,14 +274,14 @@ def test_fusion_ranks_a_document_both_retrievers_like_above_single_retriever_hit
 
 
 def test_bm25_gap_policy_trusts_bm25_only_when_its_first_hit_stands_clear() -> None:
-    adaptive = Settings(rrf_weights=(0.5, 1.0))  # the default policy: bm25_gap
+    adaptive = Settings(embedder="all-mpnet-base-v2", rrf_weights=(0.5, 1.0))  # the default policy: bm25_gap
     flat = [12.0, 11.5, 11.0, 10.9, 10.8, 10.7, 10.6, 10.5, 10.4, 10.3]
     steep = [12.0, 7.0, 6.5, 6.4, 6.3, 6.2, 6.1, 6.0, 5.9, 5.8]
     assert fusion_weights(adaptive, flat) == (1.0, 1.0)
     assert fusion_weights(adaptive, steep) == adaptive.bm25_led_weights
     assert fusion_weights(adaptive, steep[:3]) == adaptive.bm25_led_weights  # a short list: its 10th place is 0
     assert fusion_weights(adaptive, []) == (1.0, 1.0)  # BM25 found nothing: nothing to trust
-    fixed = Settings(rrf_weights=(0.5, 1.0), fusion_policy="fixed")
+    fixed = Settings(embedder="all-mpnet-base-v2", rrf_weights=(0.5, 1.0), fusion_policy="fixed")
     assert fusion_weights(fixed, steep) == fusion_weights(fixed, flat) == (0.5, 1.0)
     # mpnet's first hits are not sure enough to overrule the gap; nomic's are above a cosine chosen on dev data.
     assert adaptive.bm25_gap_dense_below is None
@@ -318,10 +319,10 @@ def test_convex_fusion_sums_min_max_scores_as_ranx_does_and_follows_the_nomic_em
         assert {h.id: pytest.approx(h.score, abs=1e-6) for h in ours} == dict(theirs), question
     assert compared >= len(QUESTIONS) - 1
     # The default follows the embedder: nomic fuses by scores, mpnet by ranks; boosts keep their share of the top.
-    nomic = Settings(embedder="nomic-embed-text-v1.5")
-    assert (nomic.fusion, Settings().fusion) == ("convex", "rrf")
+    nomic, mpnet = Settings(embedder="nomic-embed-text-v1.5"), Settings(embedder="all-mpnet-base-v2")
+    assert (nomic.fusion, mpnet.fusion, Settings().fusion) == ("convex", "rrf", "convex")
     assert Settings(embedder="nomic-embed-text-v1.5", fusion="rrf").fusion == "rrf"
-    assert boost_scale(nomic) * 2 / nomic.rrf_k == boost_scale(Settings()) == 1.0
+    assert boost_scale(nomic) * 2 / nomic.rrf_k == boost_scale(mpnet) == 1.0
 
 
 def test_reranker_loads_offline_and_reorders_by_its_scores(company: Settings, retriever: Retriever) -> None:
