@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     embedder: str = Field(
         "nomic-embed-text-v1.5", description="Packaged model name (nomic-embed-text-v1.5, its 256-d Matryoshka cut "
         "nomic-embed-text-v1.5-256, all-mpnet-base-v2, all-MiniLM-L6-v2), local path or model id. nomic is the default "
-        "since 2026-12-02: with its int8 copy it ingests at 0.7x mpnet's speed and leads scifact and tatqa_dev "
+        "since 2026-12-03: with its int8 copy it ingests at 0.7x mpnet's speed and leads scifact and tatqa_dev "
         "(README, 'Embedders').",
     )
     breakpoint_embedder: str = Field(
