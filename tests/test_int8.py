@@ -90,7 +90,7 @@ def test_int8_embeddings_stay_close_to_float32(minilm_source: Path, tmp_path: Pa
 
 
 def test_mpnets_int8_copy_is_checked_against_float32(tmp_path: Path) -> None:
-    # all-mpnet-base-v2 (the product's default until 2026-12-02): with full 8-bit weights its int8 copy came out with
+    # all-mpnet-base-v2 (the product's default until 2026-12-03): with full 8-bit weights its int8 copy came out with
     # a cosine of 0.05 to float32 on CPUs without VNNI (ONNX Runtime's uint8 x int8 products saturate there), which
     # MiniLM's did not show. Every build now records its agreement with the float32 export and refuses to be used
     # below the floor.
